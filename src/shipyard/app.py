@@ -1,0 +1,133 @@
+"""The composition root: ``create_app(settings)`` wires the store, the features and the services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shipyard import __version__
+from shipyard.auth.api import router as auth_router
+from shipyard.config import Settings
+from shipyard.db import Database
+from shipyard.errors import ShipyardError, Unavailable, Unprocessable
+from shipyard.observability import HttpMetrics
+from shipyard.runtime import Runtime
+from shipyard.storage import Storage
+from shipyard.tracking.api import router as tracking_router
+from shipyard.tracking.reaper import CrashReaper
+
+log = logging.getLogger("shipyard")
+PROBLEM = "application/problem+json"
+
+
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    """An RFC 9457 problem response."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field_errors(errors: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}  # type: ignore[attr-defined]
+        for e in errors
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error as problem+json; unknown errors say nothing internal."""
+
+    @app.exception_handler(ShipyardError)
+    async def _shipyard(_: Request, exc: ShipyardError) -> Response:
+        if exc.status >= 500:
+            log.error("%s: %s", type(exc).__name__, exc.detail)
+        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request(_: Request, exc: RequestValidationError) -> Response:
+        errors = _field_errors(list(exc.errors()))
+        bad_json = any(e["type"] == "json_invalid" for e in errors)
+        if bad_json:
+            return problem(400, "Bad request", "the request body is not valid JSON", errors=errors)
+        return problem(422, Unprocessable.title, "the request has invalid fields", errors=errors)
+
+    @app.exception_handler(ValidationError)
+    async def _pydantic(_: Request, exc: ValidationError) -> Response:
+        errors = _field_errors(list(exc.errors()))  # type: ignore[arg-type]
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(400, "Bad request", "the request body is not valid JSON", errors=errors)
+        return problem(422, Unprocessable.title, "the request has invalid fields", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        return problem(exc.status_code, title, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unknown(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "Internal error",
+                       "the server failed; its log has the details (run with --log-level debug)")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the server: migrate the store, mount every feature, start background services."""
+    settings = settings or Settings()
+    db = Database(settings.database)
+    db.upgrade()
+    storage = Storage(settings.artifact_root, s3_endpoint_url=settings.s3_endpoint_url)
+    rt = Runtime(settings=settings, db=db, storage=storage)
+    reaper = CrashReaper(db, settings.heartbeat_timeout_s)
+    http_metrics = HttpMetrics()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        reaper.start()
+        try:
+            yield
+        finally:
+            await reaper.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="Shipyard",
+        version=__version__,
+        description="Self-hosted deep learning as a service.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.middleware("http")(http_metrics.middleware)
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(tracking_router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> dict[str, str]:
+        """Readiness: the metadata store answers."""
+        try:
+            with db.read() as s:
+                s.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise Unavailable("the metadata store does not answer") from exc
+        return {"status": "ready"}
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def prometheus() -> Response:
+        """Prometheus exposition of the server's metrics."""
+        return http_metrics.render()
+
+    return app

@@ -1,0 +1,1 @@
+"""Identity: users and API tokens; who is calling."""

@@ -1,0 +1,64 @@
+"""Routes for users and tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from shipyard.auth import service
+from shipyard.auth.deps import CallerDep, RuntimeDep
+from shipyard.auth.schemas import TokenCreate, TokenCreated, TokenOut, UserCreate, UserOut
+from shipyard.auth.tables import Token, User
+
+router = APIRouter(prefix="/api", tags=["auth"])
+
+
+@router.get("/whoami", response_model=UserOut)
+def whoami(caller: CallerDep, rt: RuntimeDep) -> User:
+    """The user this request acts as."""
+    with rt.db.read() as s:
+        return service.user_by_id(s, caller.user_id)
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(caller: CallerDep, rt: RuntimeDep) -> list[User]:
+    """Every user (admins only)."""
+    with rt.db.read() as s:
+        service.require_admin(service.user_by_id(s, caller.user_id))
+        return service.list_users(s)
+
+
+@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+def create_user(body: UserCreate, caller: CallerDep, rt: RuntimeDep) -> User:
+    """Add a user (admins only)."""
+    with rt.db.session() as s:
+        service.require_admin(service.user_by_id(s, caller.user_id))
+        return service.create_user(s, body.name, is_admin=body.is_admin)
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
+def create_token(body: TokenCreate, caller: CallerDep, rt: RuntimeDep) -> TokenCreated:
+    """Mint a token for yourself (or, as an admin, for another user); the secret is shown once."""
+    with rt.db.session() as s:
+        me = service.user_by_id(s, caller.user_id)
+        owner = me
+        if body.user is not None and body.user != me.name:
+            service.require_admin(me)
+            owner = service.get_user(s, body.user)
+        token, secret = service.create_token(s, owner, body.name)
+        return TokenCreated(**TokenOut.model_validate(token).model_dump(), token=secret)
+
+
+@router.get("/tokens", response_model=list[TokenOut])
+def list_tokens(caller: CallerDep, rt: RuntimeDep) -> list[Token]:
+    """Your tokens (secrets are never shown again)."""
+    with rt.db.read() as s:
+        return list(service.list_tokens(s, service.user_by_id(s, caller.user_id)))
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenOut)
+def revoke_token(token_id: str, caller: CallerDep, rt: RuntimeDep) -> Token:
+    """Revoke a token; it stops working at once on this server."""
+    with rt.db.session() as s:
+        token = service.revoke_token(s, service.user_by_id(s, caller.user_id), token_id)
+    rt.token_cache.clear()
+    return token

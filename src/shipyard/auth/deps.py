@@ -1,0 +1,61 @@
+"""Who is calling: the ``Caller`` dependency every route uses."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from shipyard.auth import service
+from shipyard.errors import Unauthorized
+from shipyard.runtime import Runtime, runtime
+
+TOKEN_CACHE_S = 30.0  # a revoked token on another server process is refused within this
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated user of a request (the local user in local mode)."""
+
+    user_id: str
+    name: str
+    is_admin: bool
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return secret.strip()
+
+
+def current_caller(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Caller:
+    """Authenticate the request: a bearer token, or the local user when auth is off."""
+    secret = _bearer(request)
+    if secret is None:
+        if rt.settings.auth_required:
+            raise Unauthorized("this server requires a token: set SHIPYARD_TOKEN")
+        cached = rt.token_cache.get("")
+        if cached is None:
+            with rt.db.session() as s:
+                user = service.local_user(s)
+                cached = (user.id, user.name, user.is_admin, float("inf"))
+            rt.token_cache[""] = cached
+        return Caller(cached[0], cached[1], cached[2])
+    key = service.hash_token(secret)
+    hit = rt.token_cache.get(key)
+    if hit is None or hit[3] < time.monotonic():
+        with rt.db.read() as s:
+            user = service.authenticate(s, secret)
+            hit = (user.id, user.name, user.is_admin, time.monotonic() + TOKEN_CACHE_S)
+        rt.token_cache[key] = hit
+    return Caller(hit[0], hit[1], hit[2])
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+RuntimeDep = Annotated[Runtime, Depends(runtime)]

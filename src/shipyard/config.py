@@ -1,0 +1,83 @@
+"""Server settings, read once from ``SHIPYARD_*`` environment variables and passed in explicitly."""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AuthMode(StrEnum):
+    """Whether requests need a token."""
+
+    auto = "auto"  # off on a loopback bind, required anywhere else
+    required = "required"
+
+
+class Settings(BaseSettings):
+    """Everything the server needs to know; built once, passed to ``create_app``."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIPYARD_", env_nested_delimiter="__")
+
+    home: Path = Field(
+        Path.home() / ".shipyard",
+        description="Folder for the embedded database, artifacts and the SDK spool.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the metadata store; default: SQLite file under the home.",
+    )
+    artifacts: str | None = Field(
+        None,
+        description="Artifact store root: a local folder or s3://bucket/prefix; default: home/artifacts.",
+    )
+    host: str = Field("127.0.0.1", description="Address the server binds to.")
+    port: int = Field(8000, description="Port the server listens on.")
+    auth: AuthMode = Field(
+        AuthMode.auto,
+        description="auto: no auth on a loopback bind, tokens elsewhere; required: tokens always.",
+    )
+    heartbeat_timeout_s: float = Field(
+        120.0,
+        description="A running run with no heartbeat for this long is marked crashed.",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024,
+        description="Largest JSON request body accepted (artifact uploads are streamed, not capped).",
+    )
+    max_artifact_bytes: int = Field(
+        50 * 1024**3,
+        description="Largest single artifact file accepted.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible store (MinIO, Ceph, moto) for s3:// artifacts.",
+    )
+
+    @property
+    def database(self) -> str:
+        """The metadata store URL, defaulting to SQLite under the home."""
+        return self.database_url or f"sqlite:///{self.home / 'shipyard.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        """The artifact store root, defaulting to a folder under the home."""
+        return self.artifacts or str(self.home / "artifacts")
+
+    @property
+    def auth_required(self) -> bool:
+        """True when every request must carry a token."""
+        return self.auth is AuthMode.required or not is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

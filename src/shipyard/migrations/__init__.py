@@ -1,0 +1,33 @@
+"""Alembic migrations of the metadata store, applied at server start and by ``shipyard db upgrade``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
+
+HERE = Path(__file__).parent
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic config bound to ``engine`` (no alembic.ini needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the store up to ``revision``."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def metadata():  # type: ignore[no-untyped-def]
+    """Every feature's tables on one MetaData (imports the table modules)."""
+    from shipyard.auth import tables as _auth  # noqa: F401
+    from shipyard.db import Base
+    from shipyard.tracking import tables as _tracking  # noqa: F401
+
+    return Base.metadata

@@ -1,0 +1,29 @@
+"""What a running server holds: settings, the metadata store and the blob store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from shipyard.config import Settings
+from shipyard.db import Database
+from shipyard.storage import Storage
+
+
+@dataclass
+class Runtime:
+    """Built once by ``create_app`` and reached by routes through :func:`runtime`."""
+
+    settings: Settings
+    db: Database
+    storage: Storage
+    # token hash -> (user id, user name, is_admin, expiry monotonic time): spares the store
+    # a lookup on every logging call; revocation clears it.
+    token_cache: dict[str, tuple[str, str, bool, float]] = field(default_factory=dict)
+
+
+def runtime(request: Request) -> Runtime:
+    """The server's runtime, for route dependencies."""
+    rt: Runtime = request.app.state.runtime
+    return rt

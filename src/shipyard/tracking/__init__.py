@@ -1,0 +1,1 @@
+"""Experiment tracking: projects, runs, metric series, images, artifacts and checkpoints."""

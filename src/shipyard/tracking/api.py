@@ -1,0 +1,230 @@
+"""Routes for projects, runs, metrics, images, artifacts and checkpoints (parse, call, return)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from shipyard.auth.deps import CallerDep, RuntimeDep
+from shipyard.errors import NotFound, PayloadTooLarge, Unprocessable
+from shipyard.tracking import files, metrics, service
+from shipyard.tracking.schemas import (
+    ArtifactOut,
+    CheckpointCreate,
+    CheckpointOut,
+    ImageOut,
+    LogBatchIn,
+    LogBatchOut,
+    ProjectCreate,
+    ProjectOut,
+    RunCreate,
+    RunDiff,
+    RunOut,
+    RunPage,
+    RunUpdate,
+)
+
+router = APIRouter(prefix="/api", tags=["tracking"])
+
+
+@router.get("/projects", response_model=list[ProjectOut])
+def list_projects(caller: CallerDep, rt: RuntimeDep) -> list[ProjectOut]:
+    """Every project with its run count."""
+    with rt.db.read() as s:
+        return service.list_projects(s)
+
+
+@router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
+def create_project(body: ProjectCreate, caller: CallerDep, rt: RuntimeDep) -> ProjectOut:
+    """Create a project (runs also create theirs on first use)."""
+    with rt.db.session() as s:
+        return ProjectOut.model_validate(
+            service.ensure_project(s, body.name, caller.user_id, body.description)
+        )
+
+
+@router.post("/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
+def start_run(body: RunCreate, caller: CallerDep, rt: RuntimeDep) -> RunOut:
+    """Start a run, or resume one by id."""
+    with rt.db.session() as s:
+        return service.runs_out(s, [service.start_run(s, body, caller.user_id)])[0]
+
+
+@router.get("/runs", response_model=RunPage)
+def search_runs(
+    caller: CallerDep,
+    rt: RuntimeDep,
+    project: str | None = None,
+    filter: Annotated[str | None, Query(description="e.g. config.lr < 0.01 and summary.acc > 0.9")] = None,
+    order_by: Annotated[list[str], Query(description="fields, '-' for descending")] = [],  # noqa: B006
+    limit: int = 100,
+    offset: int = 0,
+) -> RunPage:
+    """Search runs with the filter language, sorted and paginated."""
+    with rt.db.read() as s:
+        runs, total = service.search_runs(s, project, filter, order_by, limit, offset)
+        return RunPage(runs=service.runs_out(s, runs), total=total, limit=limit, offset=offset)
+
+
+@router.get("/runs/{run_id}", response_model=RunOut)
+def get_run(run_id: str, caller: CallerDep, rt: RuntimeDep) -> RunOut:
+    """One run with its config, environment and metric summaries."""
+    with rt.db.read() as s:
+        return service.runs_out(s, [service.get_run(s, run_id)])[0]
+
+
+@router.patch("/runs/{run_id}", response_model=RunOut)
+def update_run(run_id: str, body: RunUpdate, caller: CallerDep, rt: RuntimeDep) -> RunOut:
+    """Rename, retag, annotate, merge config, or set the status of a run."""
+    with rt.db.session() as s:
+        return service.runs_out(s, [service.update_run(s, run_id, body)])[0]
+
+
+@router.post("/runs/{run_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
+def heartbeat(run_id: str, caller: CallerDep, rt: RuntimeDep) -> None:
+    """Tell the server the run's process is alive."""
+    with rt.db.session() as s:
+        service.touch(s, run_id)
+
+
+@router.post("/runs/{run_id}/log", response_model=LogBatchOut)
+async def log_batch(run_id: str, request: Request, caller: CallerDep, rt: RuntimeDep) -> LogBatchOut:
+    """Append a batch of metric points; a resent ``batch_id`` is acknowledged and not re-applied."""
+    body = await request.body()
+    if len(body) > rt.settings.max_body_bytes:
+        raise PayloadTooLarge(f"log batch is larger than {rt.settings.max_body_bytes} bytes")
+    batch = LogBatchIn.model_validate_json(body)
+    with rt.db.session() as s:
+        service.touch(s, run_id)
+        return metrics.log_batch(s, run_id, batch)
+
+
+@router.get("/runs/{run_id}/metrics")
+def list_metrics(run_id: str, caller: CallerDep, rt: RuntimeDep) -> dict[str, object]:
+    """The keys a run logged, with their summaries."""
+    with rt.db.read() as s:
+        service.get_run(s, run_id)
+        return {"metrics": service.summaries(s, [run_id])[run_id]}
+
+
+@router.get("/runs/{run_id}/history")
+def history(
+    run_id: str,
+    caller: CallerDep,
+    rt: RuntimeDep,
+    key: str,
+    max_points: Annotated[int, Query(ge=10, le=1_000_000)] = 2000,
+    raw: bool = False,
+) -> Response:
+    """A metric series, downsampled to ``max_points`` (min/max per bucket) unless ``raw``."""
+    with rt.db.read() as s:
+        service.get_run(s, run_id)
+        series = metrics.read_series(s, run_id, key)
+    if series is None:
+        raise NotFound(f"run {run_id!r} has no metric {key!r}")
+    total = len(series)
+    if not raw:
+        series = metrics.downsample(series, max_points)
+    return Response(_history_json(key, series, total, len(series) < total),
+                    media_type="application/json")
+
+
+def _history_json(key: str, s: metrics.Series, total: int, downsampled: bool) -> bytes:
+    values: object = s.value
+    if not np.isfinite(s.value).all():
+        values = [service.finite_or_str(float(v)) for v in s.value]
+    return orjson.dumps(
+        {"key": key, "step": s.step, "timestamp": s.timestamp, "value": values,
+         "total": total, "downsampled": downsampled},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+@router.get("/runs/{run_id}/diff/{other_id}", response_model=RunDiff)
+def diff(run_id: str, other_id: str, caller: CallerDep, rt: RuntimeDep) -> RunDiff:
+    """Config, summary and environment of two runs side by side."""
+    with rt.db.read() as s:
+        return service.diff_runs(s, run_id, other_id)
+
+
+@router.post("/runs/{run_id}/images", response_model=ImageOut, status_code=201)
+async def log_image(
+    run_id: str, request: Request, caller: CallerDep, rt: RuntimeDep,
+    key: str, step: int = 0, caption: str = "",
+) -> ImageOut:
+    """Log a PNG (the request body) under ``key`` at ``step``."""
+    png = await request.body()
+    with rt.db.session() as s:
+        service.get_run(s, run_id)
+        return ImageOut.model_validate(files.log_image(s, rt.storage, run_id, key, step, caption, png))
+
+
+@router.get("/runs/{run_id}/images", response_model=list[ImageOut])
+def list_images(run_id: str, caller: CallerDep, rt: RuntimeDep, key: str | None = None) -> list[ImageOut]:
+    """Images a run logged (fetch each from its artifact path)."""
+    with rt.db.read() as s:
+        service.get_run(s, run_id)
+        return [ImageOut.model_validate(i) for i in files.list_images(s, run_id, key)]
+
+
+@router.put("/runs/{run_id}/artifacts/{path:path}", response_model=ArtifactOut, status_code=201)
+async def upload_artifact(
+    run_id: str, path: str, request: Request, caller: CallerDep, rt: RuntimeDep
+) -> ArtifactOut:
+    """Upload a file (the raw request body, streamed); the reply carries its sha256."""
+    with rt.db.read() as s:
+        service.get_run(s, run_id)
+    blob = await files.upload_artifact(
+        rt.storage, run_id, path, request.stream(), limit=rt.settings.max_artifact_bytes
+    )
+    expected = request.headers.get("x-content-sha256")
+    if expected and expected.lower() != blob.sha256:
+        rt.storage.delete(files.blob_path(run_id, path))
+        raise Unprocessable(f"artifact {path!r}: sha256 {blob.sha256} does not match {expected}")
+    with rt.db.session() as s:
+        return ArtifactOut.model_validate(files.record_artifact(s, run_id, path, blob))
+
+
+@router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut])
+def list_artifacts(run_id: str, caller: CallerDep, rt: RuntimeDep, prefix: str = "") -> list[ArtifactOut]:
+    """A run's artifacts under ``prefix``."""
+    with rt.db.read() as s:
+        service.get_run(s, run_id)
+        return [ArtifactOut.model_validate(a) for a in files.list_artifacts(s, run_id, prefix)]
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}")
+def download_artifact(run_id: str, path: str, caller: CallerDep, rt: RuntimeDep) -> StreamingResponse:
+    """Download an artifact, streamed; ``X-Content-SHA256`` carries its hash."""
+    with rt.db.read() as s:
+        service.get_run(s, run_id)
+        artifact = files.get_artifact(s, run_id, path)
+    return StreamingResponse(
+        rt.storage.iter_bytes(files.blob_path(run_id, artifact.path)),
+        media_type="application/octet-stream",
+        headers={"content-length": str(artifact.size), "x-content-sha256": artifact.sha256},
+    )
+
+
+@router.post("/runs/{run_id}/checkpoints", response_model=CheckpointOut, status_code=201)
+def add_checkpoint(run_id: str, body: CheckpointCreate, caller: CallerDep, rt: RuntimeDep) -> CheckpointOut:
+    """Mark an uploaded artifact as a checkpoint with the metrics it scored."""
+    with rt.db.session() as s:
+        service.get_run(s, run_id)
+        return CheckpointOut.model_validate(
+            files.add_checkpoint(s, run_id, body.path, body.step, body.metrics)
+        )
+
+
+@router.get("/runs/{run_id}/checkpoints", response_model=list[CheckpointOut])
+def list_checkpoints(
+    run_id: str, caller: CallerDep, rt: RuntimeDep, best: str | None = None, goal: str = "max"
+) -> list[CheckpointOut]:
+    """A run's checkpoints; ``best=KEY&goal=max|min`` returns only the best one."""
+    with rt.db.read() as s:
+        service.get_run(s, run_id)
+        return [CheckpointOut.model_validate(c) for c in files.list_checkpoints(s, run_id, best, goal)]

@@ -1,0 +1,294 @@
+"""Projects and runs: start, resume, update, search, diff, and crash detection."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from shipyard.auth.tables import User
+from shipyard.db import new_id, utcnow
+from shipyard.errors import NotFound, Unprocessable
+from shipyard.tracking import filters
+from shipyard.tracking.schemas import (
+    DiffRow,
+    ProjectOut,
+    RunCreate,
+    RunDiff,
+    RunOut,
+    RunStatus,
+    RunUpdate,
+    SummaryOut,
+)
+from shipyard.tracking.tables import ConfigValue, MetricSummary, Project, Run
+
+MAX_PAGE = 10_000
+
+
+def get_project(session: Session, name: str) -> Project:
+    """The project called ``name``."""
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        raise NotFound(f"project {name!r} does not exist")
+    return project
+
+
+def ensure_project(session: Session, name: str, user_id: str, description: str = "") -> Project:
+    """The project called ``name``, created on first use (as W&B and MLflow do)."""
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        project = Project(name=name, description=description, created_by=user_id)
+        session.add(project)
+        session.flush()
+    return project
+
+
+def list_projects(session: Session) -> list[ProjectOut]:
+    """Every project with its run count, by name."""
+    counts = dict(
+        session.execute(select(Run.project_id, func.count()).group_by(Run.project_id)).tuples().all()
+    )
+    return [
+        ProjectOut.model_validate(p).model_copy(update={"runs": counts.get(p.id, 0)})
+        for p in session.scalars(select(Project).order_by(Project.name))
+    ]
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """Leaves of a nested config as ``("a.b", value)`` pairs."""
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from flatten(value, path + ".")
+        else:
+            yield path, value
+
+
+def _config_rows(run_id: str, config: dict[str, Any]) -> list[ConfigValue]:
+    rows = []
+    for key, value in flatten(config):
+        num: float | None = None
+        text: str | None = None
+        if isinstance(value, bool):
+            num, text = float(value), "true" if value else "false"
+        elif isinstance(value, int | float):
+            num = float(value) if math.isfinite(value) else None
+            text = None if num is not None else str(value)
+        elif isinstance(value, str):
+            text = value
+        elif value is not None:
+            text = json.dumps(value, sort_keys=True)
+        rows.append(ConfigValue(run_id=run_id, key=key[:512], num=num, text=text))
+    return rows
+
+
+def _set_config(session: Session, run: Run, config: dict[str, Any]) -> None:
+    run.config = config
+    session.execute(delete(ConfigValue).where(ConfigValue.run_id == run.id))
+    session.add_all(_config_rows(run.id, config))
+
+
+def start_run(session: Session, body: RunCreate, user_id: str) -> Run:
+    """Create a run, or resume the run with ``body.id`` (its status goes back to running)."""
+    project = ensure_project(session, body.project, user_id)
+    if body.id is not None:
+        run = session.get(Run, body.id)
+        if run is not None:
+            if run.project_id != project.id:
+                raise Unprocessable(f"run {body.id!r} belongs to another project")
+            run.status = RunStatus.running
+            run.finished_at = None
+            run.heartbeat_at = run.updated_at = utcnow()
+            if body.config:
+                _set_config(session, run, {**run.config, **body.config})
+            return run
+    run_id = body.id or new_id()
+    now = utcnow()
+    run = Run(
+        id=run_id,
+        project_id=project.id,
+        name=body.name or f"run-{run_id[:8]}",
+        status=RunStatus.running,
+        tags=sorted(set(body.tags)),
+        notes=body.notes,
+        environment=body.environment,
+        created_by=user_id,
+        created_at=body.created_at or now,
+        updated_at=now,
+        heartbeat_at=now,
+        config={},
+    )
+    session.add(run)
+    session.flush()
+    _set_config(session, run, body.config)
+    return run
+
+
+def get_run(session: Session, run_id: str) -> Run:
+    """The run with ``run_id``."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id!r} does not exist")
+    return run
+
+
+def update_run(session: Session, run_id: str, body: RunUpdate) -> Run:
+    """Rename, retag, annotate, merge config into, or end a run."""
+    run = get_run(session, run_id)
+    if body.name is not None:
+        run.name = body.name
+    if body.tags is not None:
+        run.tags = sorted(set(body.tags))
+    if body.notes is not None:
+        run.notes = body.notes
+    if body.config is not None:
+        _set_config(session, run, {**run.config, **body.config})
+    if body.status is not None:
+        run.status = body.status
+        if body.status is RunStatus.running:
+            run.finished_at = None
+        else:
+            run.finished_at = body.finished_at or utcnow()
+    run.updated_at = run.heartbeat_at = utcnow()
+    return run
+
+
+def touch(session: Session, run_id: str) -> None:
+    """Record a heartbeat: the run's process is alive."""
+    result = session.execute(
+        update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow())
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(f"run {run_id!r} does not exist")
+
+
+def mark_crashed(session: Session, timeout_s: float) -> int:
+    """Mark running runs whose heartbeat is older than ``timeout_s`` as crashed; how many."""
+    cutoff = utcnow() - timedelta(seconds=timeout_s)
+    result = session.execute(
+        update(Run)
+        .where(Run.status == RunStatus.running, Run.heartbeat_at < cutoff)
+        .values(status=RunStatus.crashed, finished_at=utcnow())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def search_runs(
+    session: Session,
+    project: str | None,
+    filter_text: str | None = None,
+    order_by: Sequence[str] = (),
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Run], int]:
+    """Runs matching a filter, sorted, one page of them, and how many match in all."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise Unprocessable(f"limit must be between 1 and {MAX_PAGE}")
+    if offset < 0:
+        raise Unprocessable("offset must not be negative")
+    cond = filters.parse_filter(filter_text)
+    stmt = select(Run).where(cond)
+    count = select(func.count()).select_from(Run).where(cond)
+    if project is not None:
+        project_id = get_project(session, project).id
+        stmt = stmt.where(Run.project_id == project_id)
+        count = count.where(Run.project_id == project_id)
+    for field in order_by:
+        desc = field.startswith("-")
+        col, join = filters.order_column(field.lstrip("-+"))
+        if join is not None:
+            stmt = stmt.outerjoin(join[0], join[1])
+        stmt = stmt.order_by(col.desc().nulls_last() if desc else col.asc().nulls_last())
+    stmt = stmt.order_by(Run.created_at.desc(), Run.id).limit(limit).offset(offset)
+    runs = list(session.scalars(stmt))
+    return runs, int(session.scalar(count) or 0)
+
+
+def finite_or_str(value: float | None) -> float | str | None:
+    """A float as JSON can carry it: non-finite values become "NaN", "Infinity", "-Infinity"."""
+    if value is None or math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def summaries(session: Session, run_ids: Sequence[str]) -> dict[str, dict[str, SummaryOut]]:
+    """Summaries of several runs' metrics, by run id then key."""
+    out: dict[str, dict[str, SummaryOut]] = {rid: {} for rid in run_ids}
+    if not run_ids:
+        return out
+    for m in session.scalars(select(MetricSummary).where(MetricSummary.run_id.in_(run_ids))):
+        out[m.run_id][m.key] = SummaryOut(
+            last="NaN" if m.last is None else finite_or_str(m.last),
+            min=finite_or_str(m.min),
+            max=finite_or_str(m.max),
+            step=m.last_step,
+            count=m.count,
+        )
+    return out
+
+
+def runs_out(session: Session, runs: Sequence[Run]) -> list[RunOut]:
+    """Wire form of runs, with project, user and summaries in three queries."""
+    ids = [r.id for r in runs]
+    sums = summaries(session, ids)
+    projects = dict(
+        session.execute(
+            select(Project.id, Project.name).where(Project.id.in_({r.project_id for r in runs}))
+        ).tuples().all()
+    )
+    users = dict(
+        session.execute(
+            select(User.id, User.name).where(User.id.in_({r.created_by for r in runs}))
+        ).tuples().all()
+    )
+    return [
+        RunOut(
+            id=r.id,
+            project=projects[r.project_id],
+            name=r.name,
+            status=RunStatus(r.status),
+            config=r.config,
+            tags=r.tags,
+            notes=r.notes,
+            environment=r.environment,
+            user=users.get(r.created_by, ""),
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            finished_at=r.finished_at,
+            heartbeat_at=r.heartbeat_at,
+            summary=sums[r.id],
+        )
+        for r in runs
+    ]
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[DiffRow]:
+    return [
+        DiffRow(key=k, a=a.get(k), b=b.get(k), same=a.get(k) == b.get(k))
+        for k in sorted(set(a) | set(b))
+    ]
+
+
+def diff_runs(session: Session, a_id: str, b_id: str) -> RunDiff:
+    """Config, summary (last values) and environment of two runs, side by side."""
+    a, b = runs_out(session, [get_run(session, a_id), get_run(session, b_id)])
+    env_keys = ("git_commit", "git_dirty", "host", "python", "platform", "command")
+    return RunDiff(
+        a=a.id,
+        b=b.id,
+        config=_diff(dict(flatten(a.config)), dict(flatten(b.config))),
+        summary=_diff(
+            {k: v.last for k, v in a.summary.items()}, {k: v.last for k, v in b.summary.items()}
+        ),
+        environment=_diff(
+            {k: a.environment.get(k) for k in env_keys if k in a.environment},
+            {k: b.environment.get(k) for k in env_keys if k in b.environment},
+        ),
+    )
