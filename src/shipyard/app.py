@@ -82,6 +82,7 @@ def install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the server: migrate the store, mount every feature, start background services."""
     settings = settings or Settings()
+    settings.check_exposure()
     db = Database(settings.database)
     db.upgrade()
     storage = Storage(settings.artifact_root, s3_endpoint_url=settings.s3_endpoint_url)

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class AuthMode(StrEnum):
     """Whether requests need a token."""
 
-    auto = "auto"  # off on a loopback bind, required anywhere else
+    auto = "auto"  # off; allowed only on a loopback bind
     required = "required"
 
 
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Port the server listens on.")
     auth: AuthMode = Field(
         AuthMode.auto,
-        description="auto: no auth on a loopback bind, tokens elsewhere; required: tokens always.",
+        description="auto: no auth, allowed only on 127.0.0.1; required: a token on every request.",
     )
     heartbeat_timeout_s: float = Field(
         120.0,
@@ -70,7 +70,15 @@ class Settings(BaseSettings):
     @property
     def auth_required(self) -> bool:
         """True when every request must carry a token."""
-        return self.auth is AuthMode.required or not is_loopback(self.host)
+        return self.auth is AuthMode.required
+
+    def check_exposure(self) -> None:
+        """Refuse a non-loopback bind without auth: an open server would be anyone's."""
+        if not is_loopback(self.host) and not self.auth_required:
+            raise ValueError(
+                f"refusing to listen on {self.host} without auth: pass --auth "
+                "(or SHIPYARD_AUTH=required) and create tokens with `shipyard tokens create`"
+            )
 
 
 def is_loopback(host: str) -> bool:

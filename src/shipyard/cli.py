@@ -1,0 +1,94 @@
+"""The ``shipyard`` command: the root Typer app, the server, the store, and each feature's sub-app."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from shipyard.auth.cli import tokens_app, users_app
+from shipyard.client._config import ClientSettings
+from shipyard.config import AuthMode, Settings
+from shipyard.errors import ShipyardError
+from shipyard.tracking.cli import artifacts_app, projects_app, runs_app, sync
+
+app = typer.Typer(
+    name="shipyard", help="Self-hosted deep learning as a service.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+db_app = typer.Typer(help="The metadata store.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(projects_app, name="projects")
+app.add_typer(runs_app, name="runs")
+app.add_typer(artifacts_app, name="artifacts")
+app.command("sync")(sync)
+err = Console(stderr=True)
+
+
+@app.command()
+def server(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    auth: Annotated[bool, typer.Option("--auth", help="Require a token on every request.")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the server (API, UI, background services) until interrupted."""
+    import uvicorn
+
+    from shipyard.app import create_app
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if auth:
+        overrides["auth"] = AuthMode.required
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings.check_exposure()
+    except ValueError as exc:
+        raise ShipyardError(str(exc)) from exc
+    application = create_app(settings)
+    err.print(f"Shipyard on http://{settings.host}:{settings.port}  store: {settings.database}  "
+              f"artifacts: {settings.artifact_root}  auth: {settings.auth.value}")
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level,
+                timeout_keep_alive=75)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations to the store named by SHIPYARD_DATABASE_URL (or SHIPYARD_HOME)."""
+    from shipyard.db import Database
+
+    settings = Settings()
+    db = Database(settings.database)
+    db.upgrade()
+    db.dispose()
+    err.print(f"[green]up to date[/]: {settings.database}")
+
+
+def main() -> None:
+    """Entry point: one line and exit 1 on a known error; ``--debug`` shows the traceback."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except ShipyardError as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {exc.detail}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except (FileNotFoundError, ValueError) as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+__all__ = ["ClientSettings", "app", "main"]

@@ -1,0 +1,141 @@
+"""Reading back: ``shipyard.Client()`` lists projects, searches runs, reads histories and files."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from shipyard.client._config import ClientSettings
+from shipyard.client._http import Http
+
+NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def as_float(value: Any) -> Any:
+    """Undo the wire form of non-finite floats."""
+    return NONFINITE.get(value, value) if isinstance(value, str) else value
+
+
+class RunView:
+    """A run as the server knows it; attributes mirror the API's fields."""
+
+    def __init__(self, http: Http, data: dict[str, Any]) -> None:
+        self._http = http
+        self.data = data
+        self.id: str = data["id"]
+        self.name: str = data["name"]
+        self.project: str = data["project"]
+        self.status: str = data["status"]
+        self.config: dict[str, Any] = data["config"]
+        self.tags: list[str] = data["tags"]
+        self.environment: dict[str, Any] = data["environment"]
+        self.summary: dict[str, dict[str, Any]] = {
+            k: {f: as_float(v) for f, v in s.items()} for k, s in data["summary"].items()
+        }
+
+    def history(self, key: str, *, raw: bool = False, max_points: int = 2000) -> dict[str, Any]:
+        """``{"step": [...], "timestamp": [...], "value": [...]}``; downsampled unless ``raw``."""
+        reply = self._http.json(
+            "GET", f"/api/runs/{self.id}/history",
+            params={"key": key, "raw": raw, "max_points": max_points},
+        )
+        values = reply["value"]
+        if any(isinstance(v, str) for v in values):
+            values = [as_float(v) for v in values]
+        return {"step": reply["step"], "timestamp": reply["timestamp"], "value": values,
+                "total": reply["total"], "downsampled": reply["downsampled"]}
+
+    def artifacts(self, prefix: str = "") -> list[dict[str, Any]]:
+        """Artifacts under ``prefix``: path, size, sha256."""
+        result: list[dict[str, Any]] = self._http.json(
+            "GET", f"/api/runs/{self.id}/artifacts", params={"prefix": prefix})
+        return result
+
+    def checkpoints(self, best: str | None = None, goal: str = "max") -> list[dict[str, Any]]:
+        """Checkpoints, or only the best one by metric ``best``."""
+        params = {"best": best, "goal": goal} if best else {}
+        result: list[dict[str, Any]] = self._http.json(
+            "GET", f"/api/runs/{self.id}/checkpoints", params=params)
+        return result
+
+    def images(self, key: str | None = None) -> list[dict[str, Any]]:
+        """Images logged by the run."""
+        result: list[dict[str, Any]] = self._http.json(
+            "GET", f"/api/runs/{self.id}/images", params={"key": key} if key else {})
+        return result
+
+    def stream(self, path: str) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(total_size, chunk)`` pairs of an artifact's bytes."""
+        with self._http.client.stream("GET", f"/api/runs/{self.id}/artifacts/{path}") as r:
+            if r.status_code >= 400:
+                r.read()
+                from shipyard.client._http import error_of
+
+                raise error_of(r)
+            total = int(r.headers.get("content-length", 0))
+            for chunk in r.iter_bytes(1 << 20):
+                yield total, chunk
+
+    def download(self, path: str, dest: str | Path) -> Path:
+        """Save an artifact to ``dest`` (a file, or a folder to put it in)."""
+        target = Path(dest)
+        if target.is_dir():
+            target = target / Path(path).name
+        with open(target, "wb") as f:
+            for _, chunk in self.stream(path):
+                f.write(chunk)
+        return target
+
+    def __repr__(self) -> str:
+        return f"<RunView {self.id} {self.name!r} {self.status}>"
+
+
+class Client:
+    """Query the server: ``Client().runs("digits", filter="summary.acc > 0.9")``."""
+
+    def __init__(
+        self, url: str | None = None, token: str | None = None,
+        settings: ClientSettings | None = None,
+    ) -> None:
+        settings = settings or ClientSettings()
+        self.http = Http(url or settings.url, token if token is not None else settings.token)
+
+    def projects(self) -> list[dict[str, Any]]:
+        """Every project with its run count."""
+        result: list[dict[str, Any]] = self.http.json("GET", "/api/projects")
+        return result
+
+    def runs(
+        self, project: str | None = None, filter: str | None = None,
+        order_by: str | list[str] | None = None, limit: int = 1000,
+    ) -> list[RunView]:
+        """Runs matching ``filter`` (see the filter language), sorted by ``order_by``."""
+        order = [order_by] if isinstance(order_by, str) else list(order_by or [])
+        out: list[RunView] = []
+        while len(out) < limit:
+            params: dict[str, Any] = {"order_by": order, "offset": len(out),
+                                      "limit": min(1000, limit - len(out))}
+            if project:
+                params["project"] = project
+            if filter:
+                params["filter"] = filter
+            page = self.http.json("GET", "/api/runs", params=params)
+            out.extend(RunView(self.http, r) for r in page["runs"])
+            if len(out) >= page["total"] or not page["runs"]:
+                break
+        return out
+
+    def run(self, run_id: str) -> RunView:
+        """One run by id."""
+        return RunView(self.http, self.http.json("GET", f"/api/runs/{run_id}"))
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        """Config, summary and environment of two runs side by side."""
+        result: dict[str, Any] = self.http.json("GET", f"/api/runs/{a}/diff/{b}")
+        return result
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()

@@ -1,0 +1,197 @@
+"""``shipyard projects|runs|artifacts`` and ``shipyard sync``: talk to the server through the SDK."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from shipyard.client._client import Client, RunView
+from shipyard.client._config import ClientSettings
+from shipyard.client._http import Http
+from shipyard.client._spool import deliver, spooled_runs
+from shipyard.errors import Unprocessable
+
+projects_app = typer.Typer(help="Projects.", no_args_is_help=True)
+runs_app = typer.Typer(help="Search, inspect and compare runs.", no_args_is_help=True)
+artifacts_app = typer.Typer(help="Files stored with runs.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+FIELD = re.compile(r"(?:summary|metrics|min|max|config)\.[^\s<>=!~()]+")
+ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", envvar="SHIPYARD_PROJECT",
+                                                help="Project (or SHIPYARD_PROJECT).")]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _field(run: RunView, field: str) -> Any:
+    root, _, key = field.partition(".")
+    if root == "config":
+        node: Any = run.config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+    part = {"summary": "last", "metrics": "last", "min": "min", "max": "max"}[root]
+    return run.summary.get(key, {}).get(part)
+
+
+@projects_app.command("ls")
+def list_projects() -> None:
+    """List projects with their run counts."""
+    table = Table("name", "runs", "created")
+    for p in Client().projects():
+        table.add_row(p["name"], str(p["runs"]), p["created_at"][:10])
+    out.print(table)
+
+
+@runs_app.command("ls")
+def list_runs(
+    project: ProjectOpt = None,
+    filter: Annotated[str | None, typer.Option("--filter", "-f",
+                      help='e.g. "config.lr < 0.01 and summary.val/acc > 0.9"')] = None,
+    sort: Annotated[list[str] | None, typer.Option("--sort", "-s",
+                    help="Field to sort by, '-' first for descending; repeatable.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search runs; columns follow the fields the filter and sort name."""
+    runs = Client().runs(project, filter=filter, order_by=sort or [], limit=limit)
+    if as_json:
+        typer.echo(json.dumps([r.data for r in runs], indent=2))
+        return
+    fields: list[str] = []
+    for text in [*(s.lstrip("-+") for s in sort or []), filter or ""]:
+        for f in FIELD.findall(text):
+            if f not in fields:
+                fields.append(f)
+    table = Table("id", "name", "status", "created", *fields)
+    for r in runs:
+        table.add_row(r.id, r.name, r.status, r.data["created_at"][:19].replace("T", " "),
+                      *(_fmt(_field(r, f)) for f in fields))
+    out.print(table)
+    err.print(f"{len(runs)} run(s)")
+
+
+@runs_app.command("show")
+def show_run(run_id: str) -> None:
+    """A run's status, config, summary and environment."""
+    r = Client().run(run_id)
+    out.print(f"[bold]{r.name}[/]  {r.id}  project [cyan]{r.project}[/]  status [bold]{r.status}[/]")
+    out.print(f"created {r.data['created_at']}  by {r.data['user']}  tags {', '.join(r.tags) or '-'}")
+    table = Table("config", "value", title="Config")
+    for k, v in _flat(r.config):
+        table.add_row(k, _fmt(v))
+    out.print(table)
+    table = Table("metric", "last", "min", "max", "step", title="Summary")
+    for k, s in sorted(r.summary.items()):
+        table.add_row(k, _fmt(s["last"]), _fmt(s["min"]), _fmt(s["max"]), str(s["step"]))
+    out.print(table)
+    env = r.environment
+    out.print(f"git {env.get('git_commit', '-')}{' (dirty)' if env.get('git_dirty') else ''}  "
+              f"host {env.get('host', '-')}  python {env.get('python', '-')}")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            rows.extend(_flat(v, f"{prefix}{k}."))
+        else:
+            rows.append((f"{prefix}{k}", v))
+    return rows
+
+
+@runs_app.command("diff")
+def diff_runs(
+    run_a: str, run_b: str,
+    all_rows: Annotated[bool, typer.Option("--all", help="Show equal rows too.")] = True,
+) -> None:
+    """Config, summary and environment of two runs side by side, differences highlighted."""
+    d = Client().diff(run_a, run_b)
+    table = Table("", "key", run_a[:8], run_b[:8], title="Diff")
+    for section in ("config", "summary", "environment"):
+        for row in d[section]:
+            if row["same"] and not all_rows:
+                continue
+            style = "" if row["same"] else "bold yellow"
+            table.add_row(section, row["key"], _fmt(row["a"]), _fmt(row["b"]), style=style)
+    out.print(table)
+
+
+@artifacts_app.command("ls")
+def list_artifacts(run_id: str, prefix: Annotated[str, typer.Option()] = "") -> None:
+    """List a run's artifacts."""
+    table = Table("path", "size", "sha256")
+    for a in Client().run(run_id).artifacts(prefix):
+        table.add_row(a["path"], str(a["size"]), a["sha256"][:16])
+    out.print(table)
+
+
+@artifacts_app.command("get")
+def get_artifact(
+    run_id: str, path: str,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File or folder.")] = None,
+) -> None:
+    """Download an artifact with a progress bar; the sha256 is checked."""
+    import hashlib
+
+    run = Client().run(run_id)
+    target = output or Path(Path(path).name)
+    if target.is_dir():
+        target = target / Path(path).name
+    digest = hashlib.sha256()
+    expected = next((a["sha256"] for a in run.artifacts() if a["path"] == path), None)
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), console=err) as progress:
+        task = progress.add_task(path, total=None)
+        with open(target, "wb") as f:
+            for total, chunk in run.stream(path):
+                progress.update(task, total=total or None, advance=len(chunk))
+                digest.update(chunk)
+                f.write(chunk)
+    if expected and digest.hexdigest() != expected:
+        target.unlink()
+        raise Unprocessable(f"{path}: sha256 mismatch, download discarded")
+    err.print(f"saved {target}")
+
+
+def sync(
+    path: Annotated[Path | None, typer.Option(help="Spool folder (default: SHIPYARD_HOME/spool).")] = None,
+) -> None:
+    """Upload runs spooled while the server was unreachable (or in offline mode), exactly once."""
+    settings = ClientSettings()
+    spools = spooled_runs(path or settings.spool)
+    if not spools:
+        err.print("nothing to sync")
+        return
+    http = Http(settings.url, settings.token)
+    with Progress(console=err) as progress:
+        task = progress.add_task("syncing runs", total=len(spools))
+        for spool in spools:
+            done = deliver(http, spool)
+            progress.advance(task)
+            out.print(f"{spool.run_id}: {done.points} points in {done.batches} batches "
+                      f"({done.duplicates} already there), {done.files} files"
+                      f"{', finished' if done.finished else ''}")
