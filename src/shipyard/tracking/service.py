@@ -50,9 +50,10 @@ def ensure_project(session: Session, name: str, user_id: str, description: str =
 
 def list_projects(session: Session) -> list[ProjectOut]:
     """Every project with its run count, by name."""
-    counts = dict(
-        session.execute(select(Run.project_id, func.count()).group_by(Run.project_id)).tuples().all()
-    )
+    counts: dict[str, int] = {
+        pid: n
+        for pid, n in session.execute(select(Run.project_id, func.count()).group_by(Run.project_id))
+    }
     return [
         ProjectOut.model_validate(p).model_copy(update={"runs": counts.get(p.id, 0)})
         for p in session.scalars(select(Project).order_by(Project.name))
@@ -238,16 +239,18 @@ def runs_out(session: Session, runs: Sequence[Run]) -> list[RunOut]:
     """Wire form of runs, with project, user and summaries in three queries."""
     ids = [r.id for r in runs]
     sums = summaries(session, ids)
-    projects = dict(
-        session.execute(
+    projects = {
+        pid: name
+        for pid, name in session.execute(
             select(Project.id, Project.name).where(Project.id.in_({r.project_id for r in runs}))
-        ).tuples().all()
-    )
-    users = dict(
-        session.execute(
+        )
+    }
+    users = {
+        uid: name
+        for uid, name in session.execute(
             select(User.id, User.name).where(User.id.in_({r.created_by for r in runs}))
-        ).tuples().all()
-    )
+        )
+    }
     return [
         RunOut(
             id=r.id,

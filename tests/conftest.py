@@ -1,0 +1,153 @@
+"""Fixtures: settings -> app -> client (in process), real servers on 127.0.0.1, and PostgreSQL.
+
+The store fixture is parametrized over SQLite and a real PostgreSQL started once per test run;
+each PostgreSQL test gets a fresh database cloned from a migrated template.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from shipyard.app import create_app
+from shipyard.client._config import ClientSettings
+from shipyard.config import AuthMode, Settings
+from shipyard.db import make_engine
+from shipyard.migrations import metadata, upgrade
+from tests._postgres import PostgresServer, find_bin, free_port
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the run, with a migrated database ``shipyard_test``."""
+    bindir = find_bin()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: run `make test`, which installs it")
+        pytest.skip("PostgreSQL is not installed (make test installs it)")
+    server = PostgresServer(bindir)
+    server.start()
+    server.admin("CREATE DATABASE shipyard_test")
+    engine = make_engine(server.url("shipyard_test"))
+    upgrade(engine)
+    engine.dispose()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated store: a new SQLite file, or the PostgreSQL test database emptied."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shipyard.db'}"
+        return
+    pg: PostgresServer = request.getfixturevalue("postgres")
+    tables = ", ".join(t.name for t in metadata().sorted_tables)
+    pg.admin(f"TRUNCATE {tables} RESTART IDENTITY CASCADE", database="shipyard_test")
+    yield pg.url("shipyard_test")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=database_url, heartbeat_timeout_s=120)
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def auth_settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=database_url, auth=AuthMode.required)
+
+
+class ServerThread:
+    """uvicorn serving an app on a free 127.0.0.1 port, in a thread of the test process."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def server(app: FastAPI) -> Iterator[ServerThread]:
+    """The app on a real socket."""
+    with ServerThread(app) as s:
+        yield s
+
+
+@pytest.fixture
+def sdk(server: ServerThread, tmp_path: Path) -> ClientSettings:
+    """SDK settings pointing at the real server, with a spool of the test's own."""
+    return ClientSettings(url=server.url, home=tmp_path / "client", token=None)
+
+
+class ServerProcess:
+    """``python -m shipyard server`` in a child process, so a test can kill it."""
+
+    def __init__(self, home: Path, port: int | None = None, database_url: str | None = None) -> None:
+        self.home = home
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        env = {**os.environ, "SHIPYARD_HOME": str(self.home)}
+        if self.database_url:
+            env["SHIPYARD_DATABASE_URL"] = self.database_url
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shipyard", "server", "--port", str(self.port),
+             "--log-level", "warning"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("server process did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
