@@ -29,7 +29,10 @@ Cases (every ratio is > 1 when Shipyard is better):
 - ``search``: 1,000 runs searched with a filter on a metric, runs per second (median of repeats);
   both tools hold the same ``acc`` values, so both must return the same runs.
 - ``startup``: seconds from spawning the server until its health endpoint answers.
-- ``idle_memory``: RSS of the idle server's whole process tree, MiB, before any work.
+- ``idle_memory``: RSS of the idle server's whole process tree, MiB, before any work (MLflow 3
+  runs uvicorn plus a job runner with several huey consumers); ``idle_memory_pss`` is the same
+  with shared pages split between processes (proportional set size), so they are not counted
+  once per process.
 """
 
 from __future__ import annotations
@@ -239,20 +242,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def tree_rss(pid: int) -> int:
-    """RSS in bytes of a process and all its descendants."""
+def tree_memory(pid: int) -> tuple[int, int, int]:
+    """(RSS, PSS, process count) in bytes of a process and all its descendants.
+
+    RSS counts pages shared between the processes once per process; PSS splits them.
+    """
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
-    total = 0
+        return 0, 0, 0
+    rss = pss = count = 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            m = p.memory_full_info()
         except psutil.NoSuchProcess:
-            pass
-    return total
+            continue
+        rss, pss, count = rss + m.rss, pss + m.pss, count + 1
+    return rss, pss, count
 
 
 class Server:
@@ -286,8 +293,23 @@ class Server:
                 time.sleep(0.02)
         self.startup_s = time.perf_counter() - t0
 
-    def rss(self) -> int:
-        return tree_rss(self.proc.pid) if self.proc is not None else 0
+    def memory(self) -> tuple[int, int, int]:
+        return tree_memory(self.proc.pid) if self.proc is not None else (0, 0, 0)
+
+    def settle(self, quiet_s: float = 2.0, limit_s: float = 30.0) -> tuple[int, int, int]:
+        """Wait until the tree's RSS and process count hold still for ``quiet_s``; return them."""
+        t0 = time.perf_counter()
+        last = self.memory()
+        still_since = time.perf_counter()
+        while time.perf_counter() - t0 < limit_s:
+            time.sleep(0.25)
+            now = self.memory()
+            if now[2] != last[2] or abs(now[0] - last[0]) > 0.01 * max(last[0], 1):
+                still_since = time.perf_counter()
+            elif time.perf_counter() - still_since >= quiet_s:
+                return now
+            last = now
+        return last
 
     def log_tail(self, n: int = 3000) -> str:
         try:
@@ -524,12 +546,16 @@ def measure(args: argparse.Namespace, console: Console) -> tuple[list[dict[str, 
             for server in (sy_server, ml_server):
                 servers.append(server)
                 server.start(timeout=120)
-            time.sleep(3.0)  # let both settle (MLflow's workers finish importing)
-            sy_rss, ml_rss = sy_server.rss(), ml_server.rss()
+            # Idle memory once each tree stops growing (MLflow's job workers finish importing).
+            sy_rss, sy_pss, sy_procs = sy_server.settle()
+            ml_rss, ml_pss, ml_procs = ml_server.settle()
+            console.print(f"[dim]server processes: Shipyard {sy_procs}, MLflow {ml_procs}[/]")
             rows.append(row("startup", sy_server.startup_s, ml_server.startup_s, "s",
                             ml_server.startup_s / sy_server.startup_s))
             rows.append(row("idle_memory", sy_rss / 2**20, ml_rss / 2**20, "MiB",
                             ml_rss / sy_rss))
+            rows.append(row("idle_memory_pss", sy_pss / 2**20, ml_pss / 2**20, "MiB",
+                            ml_pss / sy_pss))
             sy = ShipyardSide(sy_url, tmp / "client")
             ml = MlflowDriver(python, ml_url, tmp)
 

@@ -139,3 +139,9 @@ class Client:
     def close(self) -> None:
         """Close the connection pool."""
         self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

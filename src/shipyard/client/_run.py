@@ -133,6 +133,11 @@ class Run:
                 self._step = max((s["step"] + 1 for s in info["summary"].values()), default=0)
             except ServerUnreachable as exc:
                 self._go_offline(exc)
+            except ShipyardError:  # refused (bad project name...): nothing to keep
+                self._http.close()
+                (self._spool.dir / "run.json").unlink(missing_ok=True)
+                self._spool.cleanup()
+                raise
         self._sender = threading.Thread(target=self._send_loop, name="shipyard-sender", daemon=True)
         self._sender.start()
         self._system = SystemSampler(self._log_system, system_interval_s) if system_metrics else None

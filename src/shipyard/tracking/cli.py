@@ -61,7 +61,9 @@ def _field(run: RunView, field: str) -> Any:
 def list_projects() -> None:
     """List projects with their run counts."""
     table = Table("name", "runs", "created")
-    for p in Client().projects():
+    with Client() as client:
+        projects = client.projects()
+    for p in projects:
         table.add_row(p["name"], str(p["runs"]), p["created_at"][:10])
     out.print(table)
 
@@ -77,7 +79,8 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search runs; columns follow the fields the filter and sort name."""
-    runs = Client().runs(project, filter=filter, order_by=sort or [], limit=limit)
+    with Client() as client:
+        runs = client.runs(project, filter=filter, order_by=sort or [], limit=limit)
     if as_json:
         typer.echo(json.dumps([r.data for r in runs], indent=2))
         return
@@ -97,7 +100,8 @@ def list_runs(
 @runs_app.command("show")
 def show_run(run_id: str) -> None:
     """A run's status, config, summary and environment."""
-    r = Client().run(run_id)
+    with Client() as client:
+        r = client.run(run_id)
     out.print(f"[bold]{r.name}[/]  {r.id}  project [cyan]{r.project}[/]  status [bold]{r.status}[/]")
     out.print(f"created {r.data['created_at']}  by {r.data['user']}  tags {', '.join(r.tags) or '-'}")
     table = Table("config", "value", title="Config")
@@ -129,7 +133,8 @@ def diff_runs(
     all_rows: Annotated[bool, typer.Option("--all", help="Show equal rows too.")] = True,
 ) -> None:
     """Config, summary and environment of two runs side by side, differences highlighted."""
-    d = Client().diff(run_a, run_b)
+    with Client() as client:
+        d = client.diff(run_a, run_b)
     table = Table("", "key", run_a[:8], run_b[:8], title="Diff")
     for section in ("config", "summary", "environment"):
         for row in d[section]:
@@ -144,7 +149,9 @@ def diff_runs(
 def list_artifacts(run_id: str, prefix: Annotated[str, typer.Option()] = "") -> None:
     """List a run's artifacts."""
     table = Table("path", "size", "sha256")
-    for a in Client().run(run_id).artifacts(prefix):
+    with Client() as client:
+        artifacts = client.run(run_id).artifacts(prefix)
+    for a in artifacts:
         table.add_row(a["path"], str(a["size"]), a["sha256"][:16])
     out.print(table)
 
@@ -157,14 +164,16 @@ def get_artifact(
     """Download an artifact with a progress bar; the sha256 is checked."""
     import hashlib
 
-    run = Client().run(run_id)
     target = output or Path(Path(path).name)
     if target.is_dir():
         target = target / Path(path).name
     digest = hashlib.sha256()
-    expected = next((a["sha256"] for a in run.artifacts() if a["path"] == path), None)
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), console=err) as progress:
+    with Client() as client, Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), TimeRemainingColumn(), console=err,
+    ) as progress:
+        run = client.run(run_id)
+        expected = next((a["sha256"] for a in run.artifacts() if a["path"] == path), None)
         task = progress.add_task(path, total=None)
         with open(target, "wb") as f:
             for total, chunk in run.stream(path):
@@ -187,11 +196,14 @@ def sync(
         err.print("nothing to sync")
         return
     http = Http(settings.url, settings.token)
-    with Progress(console=err) as progress:
-        task = progress.add_task("syncing runs", total=len(spools))
-        for spool in spools:
-            done = deliver(http, spool)
-            progress.advance(task)
-            out.print(f"{spool.run_id}: {done.points} points in {done.batches} batches "
-                      f"({done.duplicates} already there), {done.files} files"
-                      f"{', finished' if done.finished else ''}")
+    try:
+        with Progress(console=err) as progress:
+            task = progress.add_task("syncing runs", total=len(spools))
+            for spool in spools:
+                done = deliver(http, spool)
+                progress.advance(task)
+                out.print(f"{spool.run_id}: {done.points} points in {done.batches} batches "
+                          f"({done.duplicates} already there), {done.files} files"
+                          f"{', finished' if done.finished else ''}")
+    finally:
+        http.close()

@@ -1,0 +1,159 @@
+"""The SDK against a real server on 127.0.0.1: init/log/finish, media, files, queries, resume."""
+
+from __future__ import annotations
+
+import math
+import socket
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import shipyard
+from shipyard.client._config import ClientSettings
+from shipyard.client._http import Http, ServerUnreachable
+from shipyard.errors import NotFound, Unprocessable
+from tests.conftest import ServerThread
+
+
+@pytest.fixture
+def query(sdk: ClientSettings) -> Iterator[shipyard.Client]:
+    with shipyard.Client(settings=sdk) as client:
+        yield client
+
+
+def test_training_loop_round_trip(sdk: ClientSettings, query: shipyard.Client,
+                                  tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt.pt"
+    ckpt.write_bytes(b"weights" * 1000)
+    folder = tmp_path / "plots"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    (folder / "sub" / "b.txt").write_text("b")
+    with shipyard.init(project="digits", name="mlp", config={"lr": 1e-3, "layers": [64, 32]},
+                       tags=["demo"], settings=sdk, system_metrics=False) as run:
+        for step in range(50):
+            run.log({"train/loss": 1.0 / (step + 1), "val/acc": step / 50}, step=step)
+        run.log({"weird": float("nan"), "big": float("inf"), "np": np.float32(2.5)}, step=50)
+        run.log({"samples": shipyard.Image(np.random.rand(8, 8), caption="epoch 3")}, step=3)
+        run.log({"grid": [shipyard.Image(np.zeros((3, 4, 4))), shipyard.Image(np.ones((4, 4, 3)))]})
+        assert run.log_checkpoint(ckpt, metrics={"val/acc": 0.98}) == "checkpoints/ckpt.pt"
+        assert run.log_artifact(folder) == ["plots/a.txt", "plots/sub/b.txt"]
+    client = query
+    view = client.run(run.id)
+    assert view.status == "finished" and view.name == "mlp" and view.tags == ["demo"]
+    assert view.config == {"lr": 1e-3, "layers": [64, 32]}
+    assert view.summary["train/loss"]["last"] == pytest.approx(1 / 50)
+    assert math.isnan(view.summary["weird"]["last"]) and view.summary["big"]["last"] == math.inf
+    assert view.summary["np"]["last"] == 2.5
+    h = view.history("val/acc")
+    assert h["step"] == list(range(50)) and h["value"][10] == pytest.approx(0.2)
+    assert len(view.images()) == 3
+    assert view.images("samples")[0]["caption"] == "epoch 3"
+    assert view.checkpoints(best="val/acc")[0]["path"] == "checkpoints/ckpt.pt"
+    assert view.download("checkpoints/ckpt.pt", tmp_path / "back.pt").read_bytes() == ckpt.read_bytes()
+    env = view.environment
+    assert env["python"] and env["host"] and isinstance(env["packages"], list)
+    assert not (sdk.spool / run.id).exists()
+
+
+def test_queries_filter_sort_and_raw_history(sdk: ClientSettings, query: shipyard.Client) -> None:
+    for lr, acc in [(0.001, 0.95), (0.01, 0.92), (0.1, 0.5)]:
+        with shipyard.init(project="digits", config={"lr": lr}, settings=sdk,
+                           system_metrics=False) as run:
+            run.log({"val/acc": acc})
+            run.log_series("long", np.arange(20_000), np.linspace(0, 1, 20_000))
+    client = query
+    runs = client.runs("digits", filter="summary.val/acc > 0.9", order_by="-summary.val/acc")
+    assert [r.config["lr"] for r in runs] == [0.001, 0.01]
+    raw = runs[0].history("long", raw=True)
+    assert len(raw["value"]) == 20_000 and raw["downsampled"] is False
+    assert len(runs[0].history("long", max_points=500)["value"]) <= 500
+    with pytest.raises(Unprocessable, match="unknown field"):
+        client.runs("digits", filter="nonsense.x > 1")
+    with pytest.raises(NotFound):
+        client.run("0" * 32)
+    assert client.projects()[0]["runs"] == 3
+    assert len(client.runs(limit=2)) == 2
+
+
+def test_log_returns_in_microseconds(sdk: ClientSettings, query: shipyard.Client) -> None:
+    with shipyard.init(project="p", settings=sdk, system_metrics=False) as run:
+        durations = []
+        for step in range(5000):
+            t = time.perf_counter()
+            run.log({"a": step, "b": 2.0, "c": 3.0}, step=step)
+            durations.append(time.perf_counter() - t)
+    # A generous bound: it fails only if log() starts doing I/O or waiting on the sender.
+    assert statistics.median(durations) < 50e-6
+    assert query.run(run.id).summary["a"]["count"] == 5000
+
+
+def test_keep_alive_calls_do_not_stall(server: ServerThread) -> None:
+    """200 calls on one keep-alive connection: no Nagle/delayed-ACK stall (~40 ms each)."""
+    http = Http(server.url, None)
+    run = http.json("POST", "/api/runs", {"project": "p"})
+    body = b'{"batch_id": "%d", "metrics": [{"key": "x", "steps": [1], "values": [1.0]}]}'
+    durations = []
+    for i in range(200):
+        t = time.perf_counter()
+        http.request("POST", f"/api/runs/{run['id']}/log", content=body % i,
+                     headers={"content-type": "application/json"})
+        durations.append(time.perf_counter() - t)
+    pool = http.client._transport._pool  # type: ignore[attr-defined]
+    assert len(pool.connections) == 1  # really one connection, reused
+    http.close()
+    assert statistics.median(durations) < 0.010
+
+
+def test_resume_continues_steps_and_keeps_history(sdk: ClientSettings, query: shipyard.Client) -> None:
+    with shipyard.init(project="p", settings=sdk, system_metrics=False) as run:
+        for step in range(5):
+            run.log({"loss": float(step)})
+    with shipyard.init(project="p", id=run.id, settings=sdk, system_metrics=False) as again:
+        assert again.step == 5
+        again.log({"loss": 5.0})
+    h = query.run(run.id).history("loss")
+    assert h["step"] == [0, 1, 2, 3, 4, 5]
+
+
+def test_failed_block_marks_run_failed(sdk: ClientSettings, query: shipyard.Client) -> None:
+    with pytest.raises(RuntimeError), shipyard.init(project="p", settings=sdk,
+                                                     system_metrics=False) as run:
+        run.log({"x": 1})
+        raise RuntimeError("boom")
+    assert query.run(run.id).status == "failed"
+
+
+def test_system_metrics_are_sampled(sdk: ClientSettings, query: shipyard.Client) -> None:
+    run = shipyard.Run(project="p", settings=sdk, system_metrics=True, system_interval_s=0.05)
+    time.sleep(0.4)
+    run.finish()
+    summary = query.run(run.id).summary
+    assert summary["system/cpu_percent"]["count"] >= 2
+    assert 0 < summary["system/memory_percent"]["last"] <= 100
+    assert summary["system/process_rss_mb"]["last"] > 10
+
+
+def test_module_level_log_uses_current_run(sdk: ClientSettings, query: shipyard.Client) -> None:
+    run = shipyard.init(project="p", settings=sdk, system_metrics=False)
+    shipyard.log({"x": 1.0})
+    shipyard.finish()
+    assert query.run(run.id).summary["x"]["last"] == 1.0
+
+
+def test_bad_project_name_fails_at_init(sdk: ClientSettings) -> None:
+    with pytest.raises(Unprocessable):
+        shipyard.init(project="no spaces allowed", settings=sdk, system_metrics=False)
+
+
+def test_unreachable_server_message_names_the_url(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with shipyard.Client(url=f"http://127.0.0.1:{port}") as client, \
+            pytest.raises(ServerUnreachable, match=f"127.0.0.1:{port} did not answer"):
+        client.projects()
