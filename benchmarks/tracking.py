@@ -214,8 +214,21 @@ def search(p):
     return {"times": times, "counts": counts, "runs": len(p["acc"])}
 
 
+def warmup(p):
+    """Untimed: the server's first requests are several times slower than later ones."""
+    exp_id = experiment(p["experiment"])
+    client = MlflowClient()
+    with mlflow.start_run() as run:
+        for step in range(p["steps"]):
+            mlflow.log_metrics(values(step), step=step)
+        log_points(client, run.info.run_id, "warm/loss", 5000)
+    client.get_metric_history(run.info.run_id, "warm/loss")
+    client.search_runs([exp_id], filter_string="metrics.`warm/loss` > 0.5", max_results=1000)
+    return {}
+
+
 CASES = {f.__name__: f for f in (per_step, per_step_async, per_step_work_bound, bulk, history,
-                                  search)}
+                                  search, warmup)}
 
 if __name__ == "__main__":
     case, params = sys.argv[1], json.loads(open(sys.argv[2]).read())
@@ -408,12 +421,19 @@ class ShipyardSide:
     def count(self, run_id: str, key: str) -> int:
         return int(self.client.run(run_id).summary[key]["count"])
 
+    def warmup(self, steps: int) -> None:
+        """Untimed first use of each path, as the MLflow side gets."""
+        run = self.init("bench-warmup", "warmup")
+        for step in range(steps):
+            run.log(values(step), step=step)
+        run.log_series("warm/loss", np.arange(5000), np.full(5000, 0.5))
+        run.finish()
+        self.client.run(run.id).history("warm/loss", raw=True)
+        self.client.run(run.id).history("warm/loss")
+        self.client.runs("bench-warmup", filter="summary.warm/loss > 0.5")
+
     def per_step(self, steps: int) -> float:
         """Steps per second: ``run.log`` each step, timed until ``run.finish()`` returns."""
-        warm = self.init("bench-tracking", "per-step-warmup")  # first-use costs, not timed
-        for step in range(100):
-            warm.log(values(step), step=step)
-        warm.finish()
         run = self.init("bench-tracking", "per-step")
         t0 = time.perf_counter()
         for step in range(steps):
@@ -558,6 +578,10 @@ def measure(args: argparse.Namespace, console: Console) -> tuple[list[dict[str, 
                             ml_pss / sy_pss))
             sy = ShipyardSide(sy_url, tmp / "client")
             ml = MlflowDriver(python, ml_url, tmp)
+
+            console.print("[dim]warm-up (not timed)...[/]")
+            sy.warmup(100)
+            ml.run("warmup", {"experiment": "warmup", "steps": 100}, timeout=300)
 
             # (a) per-step logging
             console.print("[dim]per_step...[/]")

@@ -89,7 +89,13 @@ def list_runs(
         for f in FIELD.findall(text):
             if f not in fields:
                 fields.append(f)
-    table = Table("id", "name", "status", "created", *fields)
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=32)
+    table.add_column("name")
+    table.add_column("status")
+    table.add_column("created", no_wrap=True)
+    for f in fields:
+        table.add_column(f, no_wrap=True)
     for r in runs:
         table.add_row(r.id, r.name, r.status, r.data["created_at"][:19].replace("T", " "),
                       *(_fmt(_field(r, f)) for f in fields))

@@ -1,0 +1,41 @@
+"""A run whose process stops sending heartbeats is marked crashed."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from shipyard.app import create_app
+from shipyard.config import Settings
+from shipyard.tracking.reaper import CrashReaper
+
+
+def test_silent_run_is_marked_crashed_and_live_one_is_not(settings: Settings) -> None:
+    app: FastAPI = create_app(settings.model_copy(update={"heartbeat_timeout_s": 0.4}))
+    with TestClient(app) as client:
+        silent = client.post("/api/runs", json={"project": "p"}).json()["id"]
+        live = client.post("/api/runs", json={"project": "p"}).json()["id"]
+        done = client.post("/api/runs", json={"project": "p"}).json()["id"]
+        client.patch(f"/api/runs/{done}", json={"status": "finished"})
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            client.post(f"/api/runs/{live}/heartbeat")
+            if client.get(f"/api/runs/{silent}").json()["status"] == "crashed":
+                break
+            time.sleep(0.05)
+        assert client.get(f"/api/runs/{silent}").json()["status"] == "crashed"
+        assert client.get(f"/api/runs/{silent}").json()["finished_at"] is not None
+        assert client.get(f"/api/runs/{live}").json()["status"] == "running"
+        assert client.get(f"/api/runs/{done}").json()["status"] == "finished"
+
+
+def test_reap_pass_counts_marked_runs(settings: Settings) -> None:
+    app = create_app(settings)
+    reaper = CrashReaper(app.state.runtime.db, timeout_s=0.0)
+    with TestClient(app) as client:
+        client.post("/api/runs", json={"project": "p"})
+        time.sleep(0.01)
+        assert reaper.reap() == 1
+        assert reaper.reap() == 0
