@@ -8,6 +8,7 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from shipyard.auth.deps import CallerDep, RuntimeDep
 from shipyard.errors import NotFound, PayloadTooLarge, Unprocessable
@@ -98,9 +99,13 @@ async def log_batch(run_id: str, request: Request, caller: CallerDep, rt: Runtim
     if len(body) > rt.settings.max_body_bytes:
         raise PayloadTooLarge(f"log batch is larger than {rt.settings.max_body_bytes} bytes")
     batch = LogBatchIn.model_validate_json(body)
-    with rt.db.session() as s:
-        service.touch(s, run_id)
-        return metrics.log_batch(s, run_id, batch)
+
+    def apply() -> LogBatchOut:
+        with rt.db.session() as s:
+            service.touch(s, run_id)
+            return metrics.log_batch(s, run_id, batch)
+
+    return await run_in_threadpool(apply)  # keep the event loop free for other requests
 
 
 @router.get("/runs/{run_id}/metrics")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from shipyard.tracking.schemas import LogBatchIn, LogBatchOut
@@ -40,8 +41,6 @@ class Series:
 
 def log_batch(session: Session, run_id: str, batch: LogBatchIn) -> LogBatchOut:
     """Apply a batch of points to a run's series, exactly once per ``batch_id``."""
-    if session.get(LoggedBatch, (run_id, batch.batch_id)) is not None:
-        return LogBatchOut(points=0, duplicate=True)
     now = time.time()
     incoming: dict[str, Series] = {}
     for m in batch.metrics:
@@ -50,15 +49,20 @@ def log_batch(session: Session, run_id: str, batch: LogBatchIn) -> LogBatchOut:
         prev = incoming.get(m.key)
         incoming[m.key] = s if prev is None else _concat([prev, s])
     points = sum(len(s) for s in incoming.values())
-    try:
-        with session.begin_nested():
-            session.add(LoggedBatch(run_id=run_id, batch_id=batch.batch_id, points=points))
-    except IntegrityError:  # the same batch raced in on another connection
+    if not _claim_batch(session, run_id, batch.batch_id, points):
         return LogBatchOut(points=0, duplicate=True)
     if incoming:
         _append(session, run_id, incoming)
         _update_summaries(session, run_id, incoming)
     return LogBatchOut(points=points, duplicate=False)
+
+
+def _claim_batch(session: Session, run_id: str, batch_id: str, points: int) -> bool:
+    """Record the batch id; False when it was already there (one round trip, race-free)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(LoggedBatch).values(run_id=run_id, batch_id=batch_id, points=points)
+    claimed = session.execute(stmt.on_conflict_do_nothing().returning(LoggedBatch.points))
+    return claimed.first() is not None
 
 
 def _concat(parts: list[Series]) -> Series:
