@@ -48,6 +48,7 @@ def test_training_loop_round_trip(sdk: ClientSettings, query: shipyard.Client,
     assert view.config == {"lr": 1e-3, "layers": [64, 32]}
     assert view.summary["train/loss"]["last"] == pytest.approx(1 / 50)
     assert math.isnan(view.summary["weird"]["last"]) and view.summary["big"]["last"] == math.inf
+    assert math.isnan(view.history("weird")["value"][0]) and view.history("big")["value"] == [math.inf]
     assert view.summary["np"]["last"] == 2.5
     h = view.history("val/acc")
     assert h["step"] == list(range(50)) and h["value"][10] == pytest.approx(0.2)

@@ -7,9 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shipyard.client._config import ClientSettings
 from shipyard.client._http import Http
 
+SERIES_MEDIA_TYPE = "application/vnd.shipyard.series"
 NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -37,15 +40,21 @@ class RunView:
 
     def history(self, key: str, *, raw: bool = False, max_points: int = 2000) -> dict[str, Any]:
         """``{"step": [...], "timestamp": [...], "value": [...]}``; downsampled unless ``raw``."""
-        reply = self._http.json(
+        # Packed arrays, not JSON: a 100k-point series is 2.4 MB with nothing to parse.
+        r = self._http.request(
             "GET", f"/api/runs/{self.id}/history",
             params={"key": key, "raw": raw, "max_points": max_points},
+            headers={"accept": SERIES_MEDIA_TYPE},
         )
-        values = reply["value"]
-        if any(isinstance(v, str) for v in values):
-            values = [as_float(v) for v in values]
-        return {"step": reply["step"], "timestamp": reply["timestamp"], "value": values,
-                "total": reply["total"], "downsampled": reply["downsampled"]}
+        n = len(r.content) // 24
+        buf = memoryview(r.content)
+        return {
+            "step": np.frombuffer(buf[: 8 * n], "<i8").tolist(),
+            "timestamp": np.frombuffer(buf[8 * n : 16 * n], "<f8").tolist(),
+            "value": np.frombuffer(buf[16 * n :], "<f8").tolist(),
+            "total": int(r.headers["x-series-total"]),
+            "downsampled": r.headers["x-series-downsampled"] == "True",
+        }
 
     def artifacts(self, prefix: str = "") -> list[dict[str, Any]]:
         """Artifacts under ``prefix``: path, size, sha256."""

@@ -50,7 +50,9 @@ class Http:
             kwargs["content"] = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
             kwargs.setdefault("headers", {})["content-type"] = "application/json"
         response = self.request(method, path, **kwargs)
-        return None if response.status_code == 204 or not response.content else response.json()
+        if response.status_code == 204 or not response.content:
+            return None
+        return orjson.loads(response.content)  # several times faster than json on long series
 
     def close(self) -> None:
         """Close the pool."""

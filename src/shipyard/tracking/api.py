@@ -30,6 +30,7 @@ from shipyard.tracking.schemas import (
 )
 
 router = APIRouter(prefix="/api", tags=["tracking"])
+SERIES_MEDIA_TYPE = "application/vnd.shipyard.series"
 
 
 @router.get("/projects", response_model=list[ProjectOut])
@@ -119,13 +120,18 @@ def list_metrics(run_id: str, caller: CallerDep, rt: RuntimeDep) -> dict[str, ob
 @router.get("/runs/{run_id}/history")
 def history(
     run_id: str,
+    request: Request,
     caller: CallerDep,
     rt: RuntimeDep,
     key: str,
     max_points: Annotated[int, Query(ge=10, le=1_000_000)] = 2000,
     raw: bool = False,
 ) -> Response:
-    """A metric series, downsampled to ``max_points`` (min/max per bucket) unless ``raw``."""
+    """A metric series, downsampled to ``max_points`` (min/max per bucket) unless ``raw``.
+
+    JSON by default; with ``Accept: application/vnd.shipyard.series`` the body is the packed
+    little-endian arrays int64 steps, float64 timestamps, float64 values, one after the other.
+    """
     with rt.db.read() as s:
         service.get_run(s, run_id)
         series = metrics.read_series(s, run_id, key)
@@ -134,8 +140,14 @@ def history(
     total = len(series)
     if not raw:
         series = metrics.downsample(series, max_points)
-    return Response(_history_json(key, series, total, len(series) < total),
-                    media_type="application/json")
+    downsampled = len(series) < total
+    if request.headers.get("accept") == SERIES_MEDIA_TYPE:
+        return Response(
+            series.step.tobytes() + series.timestamp.tobytes() + series.value.tobytes(),
+            media_type=SERIES_MEDIA_TYPE,
+            headers={"x-series-total": str(total), "x-series-downsampled": str(downsampled)},
+        )
+    return Response(_history_json(key, series, total, downsampled), media_type="application/json")
 
 
 def _history_json(key: str, s: metrics.Series, total: int, downsampled: bool) -> bytes:
