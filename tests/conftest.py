@@ -27,6 +27,7 @@ from shipyard.db import make_engine
 from shipyard.migrations import metadata, upgrade
 from tests._postgres import PostgresServer, find_bin, free_port
 
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the run, with a migrated database ``shipyard_test``."""
@@ -119,7 +120,9 @@ def sdk(server: ServerThread, tmp_path: Path) -> ClientSettings:
 class ServerProcess:
     """``python -m shipyard server`` in a child process, so a test can kill it."""
 
-    def __init__(self, home: Path, port: int | None = None, database_url: str | None = None) -> None:
+    def __init__(
+        self, home: Path, port: int | None = None, database_url: str | None = None
+    ) -> None:
         self.home = home
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -131,9 +134,19 @@ class ServerProcess:
         if self.database_url:
             env["SHIPYARD_DATABASE_URL"] = self.database_url
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shipyard", "server", "--port", str(self.port),
-             "--log-level", "warning"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "shipyard",
+                "server",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -17,9 +17,11 @@ runner = CliRunner()
 
 
 def invoke(sdk: ClientSettings, *args: str) -> str:
-    result = runner.invoke(cli, list(args), env={"SHIPYARD_URL": sdk.url,
-                                                 "SHIPYARD_HOME": str(sdk.home),
-                                                 "COLUMNS": "250"})
+    result = runner.invoke(
+        cli,
+        list(args),
+        env={"SHIPYARD_URL": sdk.url, "SHIPYARD_HOME": str(sdk.home), "COLUMNS": "250"},
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -29,18 +31,29 @@ def two_runs(sdk: ClientSettings, tmp_path: Path) -> tuple[str, str]:
     ids = []
     (tmp_path / "ckpt.pt").write_bytes(b"0123456789" * 10_000)
     for lr, acc in [(0.001, 0.95), (0.1, 0.5)]:
-        with shipyard.init(project="digits", name=f"lr{lr}", config={"lr": lr},
-                           settings=sdk, system_metrics=False) as run:
+        with shipyard.init(
+            project="digits", name=f"lr{lr}", config={"lr": lr}, settings=sdk, system_metrics=False
+        ) as run:
             run.log({"val/acc": acc})
             run.log_checkpoint(tmp_path / "ckpt.pt", metrics={"val/acc": acc})
         ids.append(run.id)
     return ids[0], ids[1]
 
 
-def test_runs_ls_filters_sorts_and_shows_the_named_fields(sdk: ClientSettings,
-                                                         two_runs: tuple[str, str]) -> None:
-    out = invoke(sdk, "runs", "ls", "--project", "digits", "--filter",
-                 "config.lr < 0.01 and summary.val/acc > 0.9", "--sort", "-summary.val/acc")
+def test_runs_ls_filters_sorts_and_shows_the_named_fields(
+    sdk: ClientSettings, two_runs: tuple[str, str]
+) -> None:
+    out = invoke(
+        sdk,
+        "runs",
+        "ls",
+        "--project",
+        "digits",
+        "--filter",
+        "config.lr < 0.01 and summary.val/acc > 0.9",
+        "--sort",
+        "-summary.val/acc",
+    )
     assert two_runs[0] in out and two_runs[1] not in out
     assert "config.lr" in out and "summary.val/acc" in out and "0.95" in out
     out = invoke(sdk, "runs", "ls", "-p", "digits", "--sort", "summary.val/acc")
@@ -55,8 +68,9 @@ def test_runs_show_and_diff(sdk: ClientSettings, two_runs: tuple[str, str]) -> N
     assert "config" in out and "lr" in out and "0.001" in out and "0.1" in out
 
 
-def test_artifacts_ls_and_get_with_hash_check(sdk: ClientSettings, two_runs: tuple[str, str],
-                                              tmp_path: Path) -> None:
+def test_artifacts_ls_and_get_with_hash_check(
+    sdk: ClientSettings, two_runs: tuple[str, str], tmp_path: Path
+) -> None:
     assert "checkpoints/ckpt.pt" in invoke(sdk, "artifacts", "ls", two_runs[0])
     target = tmp_path / "out"
     target.mkdir()
@@ -73,21 +87,33 @@ def test_artifacts_ls_and_get_with_hash_check(sdk: ClientSettings, two_runs: tup
         (["artifacts", "get", "0" * 32, "x"], "does not exist"),
     ],
 )
-def test_errors_are_one_line_and_exit_1(sdk: ClientSettings, args: list[str],
-                                        message: str) -> None:
-    env = {"SHIPYARD_URL": sdk.url, "SHIPYARD_HOME": str(sdk.home), "COLUMNS": "250",
-           "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "shipyard", *args], capture_output=True,
-                          text=True, env=env, timeout=60)
+def test_errors_are_one_line_and_exit_1(sdk: ClientSettings, args: list[str], message: str) -> None:
+    env = {
+        "SHIPYARD_URL": sdk.url,
+        "SHIPYARD_HOME": str(sdk.home),
+        "COLUMNS": "250",
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error:") and message in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "shipyard", "projects", "ls"],
-                          capture_output=True, text=True, timeout=60,
-                          env={"SHIPYARD_URL": "http://127.0.0.1:9", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", "projects", "ls"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"SHIPYARD_URL": "http://127.0.0.1:9", "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 1
     assert "127.0.0.1:9 did not answer" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -96,21 +122,30 @@ def test_users_and_tokens_on_the_local_store(tmp_path: Path) -> None:
     env = {"SHIPYARD_HOME": str(tmp_path)}
     result = runner.invoke(cli, ["users", "create", "alice", "--admin"], env=env)
     assert result.exit_code == 0 and "alice" in result.output
-    result = runner.invoke(cli, ["tokens", "create", "--user", "alice", "--name", "laptop"],
-                           env=env)
+    result = runner.invoke(
+        cli, ["tokens", "create", "--user", "alice", "--name", "laptop"], env=env
+    )
     token = result.output.strip()
     assert result.exit_code == 0 and token.startswith("sy_") and "\n" not in token
     assert "laptop" in runner.invoke(cli, ["tokens", "ls", "-u", "alice"], env=env).output
     assert "alice" in runner.invoke(cli, ["users", "ls"], env=env).output
-    proc = subprocess.run([sys.executable, "-m", "shipyard", "users", "create", "alice"],
-                          capture_output=True, text=True, env={**env, "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", "users", "create", "alice"],
+        capture_output=True,
+        text=True,
+        env={**env, "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 1 and "already exists" in proc.stderr
 
 
 def test_server_refuses_open_non_loopback_bind(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "shipyard", "server", "--host", "0.0.0.0"],
-                          capture_output=True, text=True, timeout=60,
-                          env={"SHIPYARD_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", "server", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"SHIPYARD_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 1
     assert "refusing to listen on 0.0.0.0 without auth" in proc.stderr
 

@@ -6,17 +6,30 @@ import pytest
 
 from shipyard import errors
 
-CLASSES = [errors.BadRequest, errors.PathNotAllowed, errors.Unauthorized, errors.Forbidden,
-           errors.NotFound, errors.Conflict, errors.PayloadTooLarge, errors.Unprocessable,
-           errors.Unavailable]
+CLASSES = [
+    errors.BadRequest,
+    errors.PathNotAllowed,
+    errors.Unauthorized,
+    errors.Forbidden,
+    errors.NotFound,
+    errors.Conflict,
+    errors.PayloadTooLarge,
+    errors.Unprocessable,
+    errors.Unavailable,
+]
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_problem_shape(cls: type[errors.ShipyardError]) -> None:
     body = cls("thing 'x' is wrong", errors=[{"loc": ["body"], "msg": "m"}]).problem()
     assert isinstance(body, dict)
-    assert body == {"type": "about:blank", "title": cls.title, "status": cls.status,
-                    "detail": "thing 'x' is wrong", "errors": [{"loc": ["body"], "msg": "m"}]}
+    assert body == {
+        "type": "about:blank",
+        "title": cls.title,
+        "status": cls.status,
+        "detail": "thing 'x' is wrong",
+        "errors": [{"loc": ["body"], "msg": "m"}],
+    }
     assert 400 <= body["status"] < 600
 
 

@@ -15,8 +15,13 @@ EXAMPLE = Path(__file__).parents[1] / "examples" / "digits" / "train.py"
 
 def test_digits_example_end_to_end(sdk: ClientSettings) -> None:
     env = {**os.environ, "SHIPYARD_URL": sdk.url, "SHIPYARD_HOME": str(sdk.home)}
-    proc = subprocess.run([sys.executable, str(EXAMPLE), "--epochs", "3", "--lr", "0.01"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--epochs", "3", "--lr", "0.01"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     with shipyard.Client(settings=sdk) as client:
         (run,) = client.runs("digits")

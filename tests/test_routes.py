@@ -1,4 +1,4 @@
-"""Every route answers bad input with a 4xx problem+json, never a 500; the table must list them all."""
+"""Every route answers bad input with a 4xx problem+json, never a 500; the table lists all."""
 
 from __future__ import annotations
 
@@ -27,17 +27,27 @@ BAD: dict[tuple[str, str], tuple[str, dict[str, object], int]] = {
     ("POST", "/api/runs/{run_id}/heartbeat"): ("/api/runs/nope/heartbeat", {}, 404),
     ("POST", "/api/runs/{run_id}/log"): (f"/api/runs/{R}/log", {"content": b"[1, 2"}, 400),
     ("GET", "/api/runs/{run_id}/metrics"): ("/api/runs/nope/metrics", {}, 404),
-    ("GET", "/api/runs/{run_id}/history"): (f"/api/runs/{R}/history", {"params": {"key": "k"}}, 404),
+    ("GET", "/api/runs/{run_id}/history"): (
+        f"/api/runs/{R}/history",
+        {"params": {"key": "k"}},
+        404,
+    ),
     ("GET", "/api/runs/{run_id}/diff/{other_id}"): (f"/api/runs/{R}/diff/nope", {}, 404),
     ("POST", "/api/runs/{run_id}/images"): (f"/api/runs/{R}/images?key=k", {"content": b"x"}, 400),
     ("GET", "/api/runs/{run_id}/images"): ("/api/runs/nope/images", {}, 404),
     ("PUT", "/api/runs/{run_id}/artifacts/{path}"): (
-        f"/api/runs/{R}/artifacts/%2E%2E/x", {"content": b"x"}, 400),
+        f"/api/runs/{R}/artifacts/%2E%2E/x",
+        {"content": b"x"},
+        400,
+    ),
     ("GET", "/api/runs/{run_id}/artifacts"): (f"/api/runs/{R}/artifacts?prefix=%2E%2E", {}, 400),
     ("GET", "/api/runs/{run_id}/artifacts/{path}"): (f"/api/runs/{R}/artifacts/none", {}, 404),
     ("POST", "/api/runs/{run_id}/checkpoints"): (f"/api/runs/{R}/checkpoints", {"json": {}}, 422),
     ("GET", "/api/runs/{run_id}/checkpoints"): (
-        f"/api/runs/{R}/checkpoints", {"params": {"best": "acc", "goal": "x"}}, 422),
+        f"/api/runs/{R}/checkpoints",
+        {"params": {"best": "acc", "goal": "x"}},
+        422,
+    ),
 }
 
 

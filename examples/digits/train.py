@@ -57,27 +57,40 @@ def main() -> None:
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
     x_train, x_val, y_train, y_val = train_test_split(
-        x, digits.target, test_size=0.25, random_state=args.seed, stratify=digits.target)
+        x, digits.target, test_size=0.25, random_state=args.seed, stratify=digits.target
+    )
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val)
     model = make_model(args.hidden, args.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = nn.CrossEntropyLoss()
-    config = {"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
-              "layers": args.hidden, "dropout": args.dropout, "seed": args.seed,
-              "optimizer": {"name": "adam"}}
+    config = {
+        "lr": args.lr,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "layers": args.hidden,
+        "dropout": args.dropout,
+        "seed": args.seed,
+        "optimizer": {"name": "adam"},
+    }
     name = args.name or f"mlp-lr{args.lr:g}"
 
-    with shipyard.init(project=args.project, name=name, config=config,
-                       mode="offline" if args.offline else "online") as run, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        shipyard.init(
+            project=args.project,
+            name=name,
+            config=config,
+            mode="offline" if args.offline else "online",
+        ) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         best_acc = -1.0
         step = 0
         for epoch in range(args.epochs):
             model.train()
             order = torch.randperm(len(xt))
             for start in range(0, len(xt), args.batch_size):
-                idx = order[start:start + args.batch_size]
+                idx = order[start : start + args.batch_size]
                 optimizer.zero_grad()
                 loss = loss_fn(model(xt[idx]), yt[idx])
                 loss.backward()
@@ -92,16 +105,20 @@ def main() -> None:
                 acc = (pred == yv).float().mean().item()
             run.log({"val/loss": val_loss, "val/acc": acc, "epoch": epoch}, step=step)
             if epoch % 10 == 0 or epoch == args.epochs - 1:
-                samples = [shipyard.Image(x_val[i].reshape(8, 8),
-                                          caption=f"true {y_val[i]} / pred {int(pred[i])}")
-                           for i in range(8)]
+                samples = [
+                    shipyard.Image(
+                        x_val[i].reshape(8, 8), caption=f"true {y_val[i]} / pred {int(pred[i])}"
+                    )
+                    for i in range(8)
+                ]
                 run.log({"samples": samples}, step=step)
             if acc > best_acc:
                 best_acc = acc
                 ckpt = Path(tmp) / "model.pt"
                 torch.save(model.state_dict(), ckpt)
-                run.log_checkpoint(ckpt, metrics={"val/acc": acc}, step=step,
-                                   name=f"epoch{epoch:03d}.pt")
+                run.log_checkpoint(
+                    ckpt, metrics={"val/acc": acc}, step=step, name=f"epoch{epoch:03d}.pt"
+                )
             print(f"epoch {epoch:3d}  val/loss {val_loss:.4f}  val/acc {acc:.4f}")
         confusion_png(y_val, pred.numpy(), Path(tmp) / "confusion.png")
         run.log_artifact(Path(tmp) / "confusion.png")

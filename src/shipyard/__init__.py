@@ -37,8 +37,17 @@ def init(
 ) -> Run:
     """Start (or, with ``id``, resume) a run and make it the current one for ``shipyard.log``."""
     global run
-    run = Run(project=project, name=name, config=config, tags=tags, notes=notes, id=id,
-              mode=mode, system_metrics=system_metrics, settings=settings)
+    run = Run(
+        project=project,
+        name=name,
+        config=config,
+        tags=tags,
+        notes=notes,
+        id=id,
+        mode=mode,
+        system_metrics=system_metrics,
+        settings=settings,
+    )
     return run
 
 

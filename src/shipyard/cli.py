@@ -1,4 +1,4 @@
-"""The ``shipyard`` command: the root Typer app, the server, the store, and each feature's sub-app."""
+"""The ``shipyard`` command: the root Typer app, the server, the store, the feature sub-apps."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ from shipyard.errors import ShipyardError
 from shipyard.tracking.cli import artifacts_app, projects_app, runs_app, sync
 
 app = typer.Typer(
-    name="shipyard", help="Self-hosted deep learning as a service.",
-    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    name="shipyard",
+    help="Self-hosted deep learning as a service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
 )
 db_app = typer.Typer(help="The metadata store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -54,10 +57,17 @@ def server(
     except ValueError as exc:
         raise ShipyardError(str(exc)) from exc
     application = create_app(settings)
-    err.print(f"Shipyard on http://{settings.host}:{settings.port}  store: {settings.database}  "
-              f"artifacts: {settings.artifact_root}  auth: {settings.auth.value}")
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level,
-                timeout_keep_alive=75)
+    err.print(
+        f"Shipyard on http://{settings.host}:{settings.port}  store: {settings.database}  "
+        f"artifacts: {settings.artifact_root}  auth: {settings.auth.value}"
+    )
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        timeout_keep_alive=75,
+    )
 
 
 @db_app.command("upgrade")

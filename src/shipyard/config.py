@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     )
     artifacts: str | None = Field(
         None,
-        description="Artifact store root: a local folder or s3://bucket/prefix; default: home/artifacts.",
+        description="Artifact store root: a folder or s3://bucket/prefix; default: home/artifacts.",
     )
     host: str = Field("127.0.0.1", description="Address the server binds to.")
     port: int = Field(8000, description="Port the server listens on.")
@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         64 * 1024 * 1024,
-        description="Largest JSON request body accepted (artifact uploads are streamed, not capped).",
+        description="Largest JSON request body accepted (artifact uploads are streamed).",
     )
     max_artifact_bytes: int = Field(
         50 * 1024**3,

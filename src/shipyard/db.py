@@ -70,7 +70,9 @@ def make_engine(url: str) -> Engine:
         def _begin(conn: Any) -> None:
             # Writers take the lock up front (IMMEDIATE): a deferred read that later writes
             # fails with SQLITE_BUSY when another writer committed in between.
-            conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'IMMEDIATE')}")
+            conn.exec_driver_sql(
+                f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'IMMEDIATE')}"
+            )
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

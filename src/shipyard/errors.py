@@ -1,15 +1,15 @@
 """Typed errors, each carrying its HTTP status, rendered once as RFC 9457 problem+json.
 
-    ShipyardError (500)
-    ├── BadRequest (400)
-    │   └── PathNotAllowed (400)
-    ├── Unauthorized (401)
-    ├── Forbidden (403)
-    ├── NotFound (404)
-    ├── Conflict (409)
-    ├── PayloadTooLarge (413)
-    ├── Unprocessable (422)
-    └── Unavailable (503)
+ShipyardError (500)
+├── BadRequest (400)
+│   └── PathNotAllowed (400)
+├── Unauthorized (401)
+├── Forbidden (403)
+├── NotFound (404)
+├── Conflict (409)
+├── PayloadTooLarge (413)
+├── Unprocessable (422)
+└── Unavailable (503)
 """
 
 from __future__ import annotations
@@ -79,8 +79,16 @@ class Unavailable(ShipyardError):
 
 ERRORS_BY_STATUS: dict[int, type[ShipyardError]] = {
     cls.status: cls
-    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
-                Unprocessable, Unavailable)
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        Unprocessable,
+        Unavailable,
+    )
 }
 
 

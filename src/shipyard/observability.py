@@ -16,12 +16,16 @@ class HttpMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "shipyard_http_requests_total", "HTTP requests by route template, method and status.",
-            ["route", "method", "status"], registry=self.registry,
+            "shipyard_http_requests_total",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "shipyard_http_request_duration_seconds", "HTTP request latency by route template.",
-            ["route", "method"], registry=self.registry,
+            "shipyard_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["route", "method"],
+            registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 

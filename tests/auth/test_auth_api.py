@@ -48,8 +48,12 @@ def api_routes(app: FastAPI) -> list[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    return path.replace("{run_id}", "0" * 32).replace("{other_id}", "1" * 32) \
-        .replace("{token_id}", "t").replace("{path:path}", "a.txt")
+    return (
+        path.replace("{run_id}", "0" * 32)
+        .replace("{other_id}", "1" * 32)
+        .replace("{token_id}", "t")
+        .replace("{path:path}", "a.txt")
+    )
 
 
 def test_every_route_refuses_anonymous_callers_when_auth_is_on(
@@ -122,8 +126,10 @@ def test_only_admins_manage_users(auth_app: FastAPI, anon: TestClient) -> None:
     r = anon.post("/api/users", json={"name": "dave"}, headers=bearer(admin))
     assert r.status_code == 201
     assert anon.post("/api/users", json={"name": "dave"}, headers=bearer(admin)).status_code == 409
-    assert anon.post("/api/users", json={"name": "no spaces"},
-                     headers=bearer(admin)).status_code == 422
+    assert (
+        anon.post("/api/users", json={"name": "no spaces"}, headers=bearer(admin)).status_code
+        == 422
+    )
     names = [u["name"] for u in anon.get("/api/users", headers=bearer(admin)).json()]
     assert names == ["carol", "dave", "root"]
     r = anon.post("/api/tokens", json={"user": "dave"}, headers=bearer(user))

@@ -25,16 +25,23 @@ def query(sdk: ClientSettings) -> Iterator[shipyard.Client]:
         yield client
 
 
-def test_training_loop_round_trip(sdk: ClientSettings, query: shipyard.Client,
-                                  tmp_path: Path) -> None:
+def test_training_loop_round_trip(
+    sdk: ClientSettings, query: shipyard.Client, tmp_path: Path
+) -> None:
     ckpt = tmp_path / "ckpt.pt"
     ckpt.write_bytes(b"weights" * 1000)
     folder = tmp_path / "plots"
     (folder / "sub").mkdir(parents=True)
     (folder / "a.txt").write_text("a")
     (folder / "sub" / "b.txt").write_text("b")
-    with shipyard.init(project="digits", name="mlp", config={"lr": 1e-3, "layers": [64, 32]},
-                       tags=["demo"], settings=sdk, system_metrics=False) as run:
+    with shipyard.init(
+        project="digits",
+        name="mlp",
+        config={"lr": 1e-3, "layers": [64, 32]},
+        tags=["demo"],
+        settings=sdk,
+        system_metrics=False,
+    ) as run:
         for step in range(50):
             run.log({"train/loss": 1.0 / (step + 1), "val/acc": step / 50}, step=step)
         run.log({"weird": float("nan"), "big": float("inf"), "np": np.float32(2.5)}, step=50)
@@ -48,14 +55,18 @@ def test_training_loop_round_trip(sdk: ClientSettings, query: shipyard.Client,
     assert view.config == {"lr": 1e-3, "layers": [64, 32]}
     assert view.summary["train/loss"]["last"] == pytest.approx(1 / 50)
     assert math.isnan(view.summary["weird"]["last"]) and view.summary["big"]["last"] == math.inf
-    assert math.isnan(view.history("weird")["value"][0]) and view.history("big")["value"] == [math.inf]
+    assert math.isnan(view.history("weird")["value"][0]) and view.history("big")["value"] == [
+        math.inf
+    ]
     assert view.summary["np"]["last"] == 2.5
     h = view.history("val/acc")
     assert h["step"] == list(range(50)) and h["value"][10] == pytest.approx(0.2)
     assert len(view.images()) == 3
     assert view.images("samples")[0]["caption"] == "epoch 3"
     assert view.checkpoints(best="val/acc")[0]["path"] == "checkpoints/ckpt.pt"
-    assert view.download("checkpoints/ckpt.pt", tmp_path / "back.pt").read_bytes() == ckpt.read_bytes()
+    assert (
+        view.download("checkpoints/ckpt.pt", tmp_path / "back.pt").read_bytes() == ckpt.read_bytes()
+    )
     env = view.environment
     assert env["python"] and env["host"] and isinstance(env["packages"], list)
     assert not (sdk.spool / run.id).exists()
@@ -63,8 +74,9 @@ def test_training_loop_round_trip(sdk: ClientSettings, query: shipyard.Client,
 
 def test_queries_filter_sort_and_raw_history(sdk: ClientSettings, query: shipyard.Client) -> None:
     for lr, acc in [(0.001, 0.95), (0.01, 0.92), (0.1, 0.5)]:
-        with shipyard.init(project="digits", config={"lr": lr}, settings=sdk,
-                           system_metrics=False) as run:
+        with shipyard.init(
+            project="digits", config={"lr": lr}, settings=sdk, system_metrics=False
+        ) as run:
             run.log({"val/acc": acc})
             run.log_series("long", np.arange(20_000), np.linspace(0, 1, 20_000))
     client = query
@@ -101,8 +113,12 @@ def test_keep_alive_calls_do_not_stall(server: ServerThread) -> None:
     durations = []
     for i in range(200):
         t = time.perf_counter()
-        http.request("POST", f"/api/runs/{run['id']}/log", content=body % i,
-                     headers={"content-type": "application/json"})
+        http.request(
+            "POST",
+            f"/api/runs/{run['id']}/log",
+            content=body % i,
+            headers={"content-type": "application/json"},
+        )
         durations.append(time.perf_counter() - t)
     pool = http.client._transport._pool  # type: ignore[attr-defined]
     assert len(pool.connections) == 1  # really one connection, reused
@@ -110,7 +126,9 @@ def test_keep_alive_calls_do_not_stall(server: ServerThread) -> None:
     assert statistics.median(durations) < 0.010
 
 
-def test_resume_continues_steps_and_keeps_history(sdk: ClientSettings, query: shipyard.Client) -> None:
+def test_resume_continues_steps_and_keeps_history(
+    sdk: ClientSettings, query: shipyard.Client
+) -> None:
     with shipyard.init(project="p", settings=sdk, system_metrics=False) as run:
         for step in range(5):
             run.log({"loss": float(step)})
@@ -122,8 +140,10 @@ def test_resume_continues_steps_and_keeps_history(sdk: ClientSettings, query: sh
 
 
 def test_failed_block_marks_run_failed(sdk: ClientSettings, query: shipyard.Client) -> None:
-    with pytest.raises(RuntimeError), shipyard.init(project="p", settings=sdk,
-                                                     system_metrics=False) as run:
+    with (
+        pytest.raises(RuntimeError),
+        shipyard.init(project="p", settings=sdk, system_metrics=False) as run,
+    ):
         run.log({"x": 1})
         raise RuntimeError("boom")
     assert query.run(run.id).status == "failed"
@@ -155,6 +175,8 @@ def test_unreachable_server_message_names_the_url(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with shipyard.Client(url=f"http://127.0.0.1:{port}") as client, \
-            pytest.raises(ServerUnreachable, match=f"127.0.0.1:{port} did not answer"):
+    with (
+        shipyard.Client(url=f"http://127.0.0.1:{port}") as client,
+        pytest.raises(ServerUnreachable, match=f"127.0.0.1:{port} did not answer"),
+    ):
         client.projects()

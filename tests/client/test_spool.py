@@ -1,4 +1,4 @@
-"""Offline runs and a server killed mid-training: the SDK spools, ``shipyard sync`` delivers once."""
+"""Offline runs and a server killed mid-training: the SDK spools, ``sync`` delivers once."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ runner = CliRunner()
 
 
 def sync(settings: ClientSettings) -> str:
-    result = runner.invoke(cli, ["sync"], env={"SHIPYARD_URL": settings.url,
-                                               "SHIPYARD_HOME": str(settings.home)})
+    result = runner.invoke(
+        cli, ["sync"], env={"SHIPYARD_URL": settings.url, "SHIPYARD_HOME": str(settings.home)}
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -27,8 +28,14 @@ def sync(settings: ClientSettings) -> str:
 def test_offline_run_is_delivered_by_sync(sdk: ClientSettings, tmp_path: Path) -> None:
     ckpt = tmp_path / "best.pt"
     ckpt.write_bytes(b"w" * 5000)
-    with shipyard.init(project="digits", name="plane", config={"lr": 0.1}, mode="offline",
-                       settings=sdk, system_metrics=False) as run:
+    with shipyard.init(
+        project="digits",
+        name="plane",
+        config={"lr": 0.1},
+        mode="offline",
+        settings=sdk,
+        system_metrics=False,
+    ) as run:
         for step in range(1000):
             run.log({"loss": 1.0 / (step + 1), "acc": step / 1000})
         run.log({"img": shipyard.Image(np.eye(8))}, step=10)
@@ -48,7 +55,10 @@ def test_offline_run_is_delivered_by_sync(sdk: ClientSettings, tmp_path: Path) -
         assert view.summary["loss"]["count"] == 1000
         assert view.history("acc", raw=True)["step"] == list(range(1000))
         assert [a["path"] for a in view.artifacts()] == [
-            "checkpoints/best.pt", "copy.pt", "media/images/img/10_0.png"]
+            "checkpoints/best.pt",
+            "copy.pt",
+            "media/images/img/10_0.png",
+        ]
         assert view.checkpoints(best="acc")[0]["metrics"] == {"acc": 0.99}
 
         shutil.copytree(backup, spool)  # replaying the same spool adds nothing

@@ -19,8 +19,9 @@ def start(client: TestClient, **body: object) -> dict[str, object]:
 
 def log(client: TestClient, run_id: object, **series: list[float]) -> None:
     metrics = [{"key": k, "steps": list(range(len(v))), "values": v} for k, v in series.items()]
-    r = client.post(f"/api/runs/{run_id}/log",
-                    json={"batch_id": uuid.uuid4().hex, "metrics": metrics})
+    r = client.post(
+        f"/api/runs/{run_id}/log", json={"batch_id": uuid.uuid4().hex, "metrics": metrics}
+    )
     assert r.status_code == 200, r.text
 
 
@@ -54,8 +55,9 @@ def test_resume_by_id_sets_running_and_keeps_metrics(client: TestClient) -> None
 
 def test_update_run_finishes_and_merges_config(client: TestClient) -> None:
     run = start(client, config={"lr": 0.1})
-    r = client.patch(f"/api/runs/{run['id']}",
-                     json={"status": "finished", "config": {"bs": 32}, "notes": "ok"})
+    r = client.patch(
+        f"/api/runs/{run['id']}", json={"status": "finished", "config": {"bs": 32}, "notes": "ok"}
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "finished" and body["finished_at"] is not None
@@ -76,8 +78,13 @@ def runs(client: TestClient) -> dict[str, str]:
         run = start(client, name=name, config=config, tags=tags)
         ids[name] = str(run["id"])
         values = ["NaN" if v != v else v for v in acc]
-        r = client.post(f"/api/runs/{run['id']}/log", json={"batch_id": "1", "metrics": [
-            {"key": "val/acc", "steps": [0, 1], "values": values}]})
+        r = client.post(
+            f"/api/runs/{run['id']}/log",
+            json={
+                "batch_id": "1",
+                "metrics": [{"key": "val/acc", "steps": [0, 1], "values": values}],
+            },
+        )
         assert r.status_code == 200
     client.patch(f"/api/runs/{ids['c']}", json={"status": "failed"})
     return ids
@@ -106,8 +113,9 @@ def runs(client: TestClient) -> dict[str, str]:
         ("", ["a", "b", "c", "d"]),
     ],
 )
-def test_filter_language(client: TestClient, runs: dict[str, str], filter_text: str,
-                         expected: list[str]) -> None:
+def test_filter_language(
+    client: TestClient, runs: dict[str, str], filter_text: str, expected: list[str]
+) -> None:
     assert sorted(names(client, filter=filter_text)) == expected
 
 
@@ -124,16 +132,18 @@ def test_filter_language(client: TestClient, runs: dict[str, str], filter_text: 
         ("tags > 3", "tags support"),
     ],
 )
-def test_bad_filters_are_422_with_the_reason(client: TestClient, runs: dict[str, str],
-                                             filter_text: str, message: str) -> None:
+def test_bad_filters_are_422_with_the_reason(
+    client: TestClient, runs: dict[str, str], filter_text: str, message: str
+) -> None:
     r = client.get("/api/runs", params={"filter": filter_text})
     assert r.status_code == 422
     assert r.headers["content-type"] == PROBLEM
     assert message in r.json()["detail"]
 
 
-def test_sort_by_summary_and_config_with_nulls_last(client: TestClient,
-                                                    runs: dict[str, str]) -> None:
+def test_sort_by_summary_and_config_with_nulls_last(
+    client: TestClient, runs: dict[str, str]
+) -> None:
     assert names(client, order_by="summary.val/acc") == ["c", "b", "a", "d"]
     assert names(client, order_by="-min.val/acc") == ["a", "c", "b", "d"]
     assert names(client, order_by="config.lr") == ["a", "b", "c", "d"]
@@ -143,8 +153,9 @@ def test_sort_by_summary_and_config_with_nulls_last(client: TestClient,
 
 
 def test_pagination_reports_total(client: TestClient, runs: dict[str, str]) -> None:
-    r = client.get("/api/runs", params={"project": "digits", "order_by": "name",
-                                        "limit": 2, "offset": 1}).json()
+    r = client.get(
+        "/api/runs", params={"project": "digits", "order_by": "name", "limit": 2, "offset": 1}
+    ).json()
     assert r["total"] == 4
     assert [x["name"] for x in r["runs"]] == ["b", "c"]
     assert client.get("/api/runs", params={"limit": 0}).status_code == 422
@@ -155,9 +166,12 @@ def test_unknown_project_and_run_are_404(client: TestClient) -> None:
     r = client.get("/api/runs", params={"project": "nope"})
     assert r.status_code == 404
     assert r.json()["detail"] == "project 'nope' does not exist"
-    for method, path in [("GET", "/api/runs/f00"), ("PATCH", "/api/runs/f00"),
-                         ("POST", "/api/runs/f00/heartbeat"),
-                         ("GET", "/api/runs/f00/metrics")]:
+    for method, path in [
+        ("GET", "/api/runs/f00"),
+        ("PATCH", "/api/runs/f00"),
+        ("POST", "/api/runs/f00/heartbeat"),
+        ("GET", "/api/runs/f00/metrics"),
+    ]:
         r = client.request(method, path, json={} if method == "PATCH" else None)
         assert r.status_code == 404, (method, path)
         assert r.headers["content-type"] == PROBLEM

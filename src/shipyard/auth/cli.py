@@ -12,8 +12,9 @@ from shipyard.auth import service
 from shipyard.config import Settings
 from shipyard.db import Database
 
-users_app = typer.Typer(help="Users (acts on the store of SHIPYARD_DATABASE_URL / SHIPYARD_HOME).",
-                        no_args_is_help=True)
+users_app = typer.Typer(
+    help="Users (acts on the store of SHIPYARD_DATABASE_URL / SHIPYARD_HOME).", no_args_is_help=True
+)
 tokens_app = typer.Typer(help="API tokens (shown once, stored hashed).", no_args_is_help=True)
 out = Console()
 
@@ -66,8 +67,13 @@ def list_tokens(user: Annotated[str, typer.Option("--user", "-u")]) -> None:
     table = Table("id", "name", "prefix", "created", "revoked")
     with db.read() as s:
         for t in service.list_tokens(s, service.get_user(s, user)):
-            table.add_row(t.id, t.name, t.prefix + "…", t.created_at.strftime("%Y-%m-%d %H:%M"),
-                          t.revoked_at.strftime("%Y-%m-%d") if t.revoked_at else "")
+            table.add_row(
+                t.id,
+                t.name,
+                t.prefix + "…",
+                t.created_at.strftime("%Y-%m-%d %H:%M"),
+                t.revoked_at.strftime("%Y-%m-%d") if t.revoked_at else "",
+            )
     out.print(table)
 
 

@@ -91,7 +91,9 @@ def authenticate(session: Session, secret: str) -> User:
     """The user a bearer token acts as; 401 when it is unknown or revoked."""
     token = session.scalar(select(Token).where(Token.token_hash == hash_token(secret)))
     if token is None or token.revoked_at is not None:
-        raise Unauthorized("the token is unknown or revoked; create one with `shipyard tokens create`")
+        raise Unauthorized(
+            "the token is unknown or revoked; create one with `shipyard tokens create`"
+        )
     user = session.get(User, token.user_id)
     if user is None:
         raise Unauthorized("the token's user no longer exists")

@@ -42,7 +42,8 @@ class RunView:
         """``{"step": [...], "timestamp": [...], "value": [...]}``; downsampled unless ``raw``."""
         # Packed arrays, not JSON: a 100k-point series is 2.4 MB with nothing to parse.
         r = self._http.request(
-            "GET", f"/api/runs/{self.id}/history",
+            "GET",
+            f"/api/runs/{self.id}/history",
             params={"key": key, "raw": raw, "max_points": max_points},
             headers={"accept": SERIES_MEDIA_TYPE},
         )
@@ -59,20 +60,23 @@ class RunView:
     def artifacts(self, prefix: str = "") -> list[dict[str, Any]]:
         """Artifacts under ``prefix``: path, size, sha256."""
         result: list[dict[str, Any]] = self._http.json(
-            "GET", f"/api/runs/{self.id}/artifacts", params={"prefix": prefix})
+            "GET", f"/api/runs/{self.id}/artifacts", params={"prefix": prefix}
+        )
         return result
 
     def checkpoints(self, best: str | None = None, goal: str = "max") -> list[dict[str, Any]]:
         """Checkpoints, or only the best one by metric ``best``."""
         params = {"best": best, "goal": goal} if best else {}
         result: list[dict[str, Any]] = self._http.json(
-            "GET", f"/api/runs/{self.id}/checkpoints", params=params)
+            "GET", f"/api/runs/{self.id}/checkpoints", params=params
+        )
         return result
 
     def images(self, key: str | None = None) -> list[dict[str, Any]]:
         """Images logged by the run."""
         result: list[dict[str, Any]] = self._http.json(
-            "GET", f"/api/runs/{self.id}/images", params={"key": key} if key else {})
+            "GET", f"/api/runs/{self.id}/images", params={"key": key} if key else {}
+        )
         return result
 
     def stream(self, path: str) -> Iterator[tuple[int, bytes]]:
@@ -105,7 +109,9 @@ class Client:
     """Query the server: ``Client().runs("digits", filter="summary.acc > 0.9")``."""
 
     def __init__(
-        self, url: str | None = None, token: str | None = None,
+        self,
+        url: str | None = None,
+        token: str | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
         settings = settings or ClientSettings()
@@ -117,15 +123,21 @@ class Client:
         return result
 
     def runs(
-        self, project: str | None = None, filter: str | None = None,
-        order_by: str | list[str] | None = None, limit: int = 1000,
+        self,
+        project: str | None = None,
+        filter: str | None = None,
+        order_by: str | list[str] | None = None,
+        limit: int = 1000,
     ) -> list[RunView]:
         """Runs matching ``filter`` (see the filter language), sorted by ``order_by``."""
         order = [order_by] if isinstance(order_by, str) else list(order_by or [])
         out: list[RunView] = []
         while len(out) < limit:
-            params: dict[str, Any] = {"order_by": order, "offset": len(out),
-                                      "limit": min(1000, limit - len(out))}
+            params: dict[str, Any] = {
+                "order_by": order,
+                "offset": len(out),
+                "limit": min(1000, limit - len(out)),
+            }
             if project:
                 params["project"] = project
             if filter:

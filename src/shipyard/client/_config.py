@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ClientSettings(BaseSettings):
-    """``SHIPYARD_URL``, ``SHIPYARD_TOKEN``, ``SHIPYARD_HOME``, ``SHIPYARD_PROJECT``, ``SHIPYARD_RUN_ID``."""
+    """Where the server is and who we are: ``SHIPYARD_URL``, ``SHIPYARD_TOKEN`` and friends."""
 
     model_config = SettingsConfigDict(env_prefix="SHIPYARD_", extra="ignore")
 

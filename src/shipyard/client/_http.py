@@ -36,10 +36,18 @@ class Http:
         """Send a request; raise the typed error for a problem reply or ``ServerUnreachable``."""
         try:
             response = self.client.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
-                httpx.ReadError, httpx.WriteError, httpx.ReadTimeout) as exc:
-            raise ServerUnreachable(f"{self.url} did not answer ({type(exc).__name__}): "
-                                    "is `shipyard server` running and SHIPYARD_URL right?") from exc
+        except (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.RemoteProtocolError,
+            httpx.ReadError,
+            httpx.WriteError,
+            httpx.ReadTimeout,
+        ) as exc:
+            raise ServerUnreachable(
+                f"{self.url} did not answer ({type(exc).__name__}): "
+                "is `shipyard server` running and SHIPYARD_URL right?"
+            ) from exc
         if response.status_code >= 400:
             raise error_of(response)
         return response

@@ -119,8 +119,13 @@ class Run:
         self._finished = False
         self._warned: set[str] = set()
         payload = {
-            "id": self.id, "project": self.project, "name": name, "config": self.config,
-            "tags": list(tags or []), "notes": notes, "environment": capture(),
+            "id": self.id,
+            "project": self.project,
+            "name": name,
+            "config": self.config,
+            "tags": list(tags or []),
+            "notes": notes,
+            "environment": capture(),
             "created_at": _now_iso(),
         }
         self._spool.write_run(payload)
@@ -140,7 +145,9 @@ class Run:
                 raise
         self._sender = threading.Thread(target=self._send_loop, name="shipyard-sender", daemon=True)
         self._sender.start()
-        self._system = SystemSampler(self._log_system, system_interval_s) if system_metrics else None
+        self._system = (
+            SystemSampler(self._log_system, system_interval_s) if system_metrics else None
+        )
         if self._system is not None:
             self._system.start()
         atexit.register(self._atexit)
@@ -161,9 +168,7 @@ class Run:
         if len(self._queue) >= FLUSH_AT:
             self._wake.set()
 
-    def log_series(
-        self, key: str, steps: Any, values: Any, timestamps: Any | None = None
-    ) -> None:
+    def log_series(self, key: str, steps: Any, values: Any, timestamps: Any | None = None) -> None:
         """Record many points of one metric at once (the bulk path); arrays or lists."""
         s = np.asarray(steps, dtype=np.int64)
         v = np.asarray(values, dtype=np.float64)
@@ -186,12 +191,16 @@ class Run:
             return [self._upload(src, base)]
         return [
             self._upload(f, f"{base}/{f.relative_to(src).as_posix()}")
-            for f in sorted(src.rglob("*")) if f.is_file()
+            for f in sorted(src.rglob("*"))
+            if f.is_file()
         ]
 
     def log_checkpoint(
-        self, path: str | Path, metrics: dict[str, float] | None = None,
-        step: int | None = None, name: str | None = None,
+        self,
+        path: str | Path,
+        metrics: dict[str, float] | None = None,
+        step: int | None = None,
+        name: str | None = None,
     ) -> str:
         """Upload a checkpoint file with the metrics it scored; find the best one later."""
         src = Path(path)
@@ -204,8 +213,11 @@ class Run:
         if self._online():
             try:
                 self._upload(src, target, spool_on_failure=False)
-                self._http.json("POST", f"/api/runs/{self.id}/checkpoints",
-                                {"path": target, "step": step, "metrics": clean})
+                self._http.json(
+                    "POST",
+                    f"/api/runs/{self.id}/checkpoints",
+                    {"path": target, "step": step, "metrics": clean},
+                )
                 return target
             except ServerUnreachable as exc:
                 self._go_offline(exc)
@@ -221,15 +233,20 @@ class Run:
         if self._online():
             try:
                 with open(src, "rb") as f:
-                    self._http.request("PUT", f"/api/runs/{self.id}/artifacts/{target}",
-                                       content=f, headers={"x-content-sha256": digest})
+                    self._http.request(
+                        "PUT",
+                        f"/api/runs/{self.id}/artifacts/{target}",
+                        content=f,
+                        headers={"x-content-sha256": digest},
+                    )
                 return target
             except ServerUnreachable as exc:
                 if not spool_on_failure:
                     raise
                 self._go_offline(exc)
-        self._spool.add_file(self._next_seq(), {"kind": "artifact", "path": target,
-                                                "sha256": digest}, src)
+        self._spool.add_file(
+            self._next_seq(), {"kind": "artifact", "path": target, "sha256": digest}, src
+        )
         return target
 
     def _next_seq(self) -> int:
@@ -244,8 +261,11 @@ class Run:
             return
         if "offline" not in self._warned:
             self._warned.add("offline")
-            print(f"shipyard: {exc.args[0] if exc.args else exc}; spooling to {self._spool.dir} "
-                  "and retrying", file=sys.stderr)
+            print(
+                f"shipyard: {exc.args[0] if exc.args else exc}; spooling to {self._spool.dir} "
+                "and retrying",
+                file=sys.stderr,
+            )
         self._offline_until = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
 
@@ -292,25 +312,35 @@ class Run:
                         self._spool.add_file(self._next_seq(), meta, img.png())
                 elif key not in self._warned:
                     self._warned.add(key)
-                    print(f"shipyard: cannot log {key!r} of type {type(value).__name__}; "
-                          "log numbers or shipyard.Image", file=sys.stderr)
+                    print(
+                        f"shipyard: cannot log {key!r} of type {type(value).__name__}; "
+                        "log numbers or shipyard.Image",
+                        file=sys.stderr,
+                    )
         metrics = [
-            {"key": k, "steps": np.asarray(c[0], np.int64), "values": _column(c[1]),
-             "timestamps": np.asarray(c[2], np.float64)}
+            {
+                "key": k,
+                "steps": np.asarray(c[0], np.int64),
+                "values": _column(c[1]),
+                "timestamps": np.asarray(c[2], np.float64),
+            }
             for k, c in cols.items()
         ]
         for key, s, v, t in series:
             for a in range(0, len(s), MAX_BATCH_POINTS):
                 b = a + MAX_BATCH_POINTS
-                self._write_batch([{"key": key, "steps": s[a:b], "values": _column(v[a:b]),
-                                    "timestamps": t[a:b]}])
+                self._write_batch(
+                    [{"key": key, "steps": s[a:b], "values": _column(v[a:b]), "timestamps": t[a:b]}]
+                )
         if metrics:
             self._write_batch(metrics)
 
     def _write_batch(self, metrics: list[dict[str, Any]]) -> None:
         seq = self._next_seq()
-        body = orjson.dumps({"batch_id": f"{self._session}-{seq}", "metrics": metrics},
-                            option=orjson.OPT_SERIALIZE_NUMPY)
+        body = orjson.dumps(
+            {"batch_id": f"{self._session}-{seq}", "metrics": metrics},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
         self._pending.append(self._spool.add_batch(seq, body))
 
     def _drain(self, final: bool = False) -> None:
@@ -371,8 +401,10 @@ class Run:
                 self._go_offline(exc)
         self._spool.write_finish(payload)
         self._http.close()
-        print(f"shipyard: run {self.id} kept in {self._spool.dir}; "
-              "upload it with `shipyard sync`", file=sys.stderr)
+        print(
+            f"shipyard: run {self.id} kept in {self._spool.dir}; upload it with `shipyard sync`",
+            file=sys.stderr,
+        )
 
     def _atexit(self) -> None:
         if not self._finished:

@@ -3,7 +3,7 @@
 Layout of ``<home>/spool/<run id>/``::
 
     run.json                 how to create the run (sent only if the server does not know it)
-    batches/<seq>.json       a metric batch, exactly the request body; its batch_id makes resends safe
+    batches/<seq>.json       a metric batch, the request body; its batch_id makes resends safe
     files/<seq>.json|.bin    an image, artifact or checkpoint waiting for upload
     finish.json              the run's final status
 
@@ -114,7 +114,9 @@ def ensure_run(http: Http, spool: Spool) -> None:
 def send_batch(http: Http, run_id: str, body: bytes) -> dict[str, Any]:
     """Send one batch body; the reply says how many points were new."""
     reply: dict[str, Any] = http.json(
-        "POST", f"/api/runs/{run_id}/log", content=body,
+        "POST",
+        f"/api/runs/{run_id}/log",
+        content=body,
         headers={"content-type": "application/json"},
     )
     return reply
@@ -125,15 +127,29 @@ def send_file(http: Http, run_id: str, meta: dict[str, Any], blob: Path) -> None
     kind = meta["kind"]
     with open(blob, "rb") as f:
         if kind == "image":
-            http.request("POST", f"/api/runs/{run_id}/images", content=f.read(),
-                         params={"key": meta["key"], "step": meta["step"],
-                                 "caption": meta.get("caption", "")})
+            http.request(
+                "POST",
+                f"/api/runs/{run_id}/images",
+                content=f.read(),
+                params={
+                    "key": meta["key"],
+                    "step": meta["step"],
+                    "caption": meta.get("caption", ""),
+                },
+            )
             return
-        http.request("PUT", f"/api/runs/{run_id}/artifacts/{meta['path']}", content=f,
-                     headers={"x-content-sha256": meta["sha256"]})
+        http.request(
+            "PUT",
+            f"/api/runs/{run_id}/artifacts/{meta['path']}",
+            content=f,
+            headers={"x-content-sha256": meta["sha256"]},
+        )
     if kind == "checkpoint":
-        http.json("POST", f"/api/runs/{run_id}/checkpoints",
-                  {"path": meta["path"], "step": meta.get("step"), "metrics": meta["metrics"]})
+        http.json(
+            "POST",
+            f"/api/runs/{run_id}/checkpoints",
+            {"path": meta["path"], "step": meta.get("step"), "metrics": meta["metrics"]},
+        )
 
 
 def deliver(http: Http, spool: Spool) -> Delivered:

@@ -11,7 +11,7 @@ import psutil
 
 def _gpu_reader() -> Callable[[], dict[str, float]] | None:
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
 
         pynvml.nvmlInit()
         handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]

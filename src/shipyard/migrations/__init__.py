@@ -1,4 +1,4 @@
-"""Alembic migrations of the metadata store, applied at server start and by ``shipyard db upgrade``."""
+"""Alembic migrations of the store, applied at server start and by ``shipyard db upgrade``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 
 HERE = Path(__file__).parent
 
@@ -24,7 +24,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
-def metadata():  # type: ignore[no-untyped-def]
+def metadata() -> MetaData:
     """Every feature's tables on one MetaData (imports the table modules)."""
     from shipyard.auth import tables as _auth  # noqa: F401
     from shipyard.db import Base

@@ -61,7 +61,9 @@ def search_runs(
     caller: CallerDep,
     rt: RuntimeDep,
     project: str | None = None,
-    filter: Annotated[str | None, Query(description="e.g. config.lr < 0.01 and summary.acc > 0.9")] = None,
+    filter: Annotated[
+        str | None, Query(description="e.g. config.lr < 0.01 and summary.acc > 0.9")
+    ] = None,
     order_by: Annotated[list[str], Query(description="fields, '-' for descending")] = [],  # noqa: B006
     limit: int = 100,
     offset: int = 0,
@@ -94,7 +96,9 @@ def heartbeat(run_id: str, caller: CallerDep, rt: RuntimeDep) -> None:
 
 
 @router.post("/runs/{run_id}/log", response_model=LogBatchOut)
-async def log_batch(run_id: str, request: Request, caller: CallerDep, rt: RuntimeDep) -> LogBatchOut:
+async def log_batch(
+    run_id: str, request: Request, caller: CallerDep, rt: RuntimeDep
+) -> LogBatchOut:
     """Append a batch of metric points; a resent ``batch_id`` is acknowledged and not re-applied."""
     body = await request.body()
     if len(body) > rt.settings.max_body_bytes:
@@ -155,8 +159,14 @@ def _history_json(key: str, s: metrics.Series, total: int, downsampled: bool) ->
     if not np.isfinite(s.value).all():
         values = [service.finite_or_str(float(v)) for v in s.value]
     return orjson.dumps(
-        {"key": key, "step": s.step, "timestamp": s.timestamp, "value": values,
-         "total": total, "downsampled": downsampled},
+        {
+            "key": key,
+            "step": s.step,
+            "timestamp": s.timestamp,
+            "value": values,
+            "total": total,
+            "downsampled": downsampled,
+        },
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
 
@@ -170,18 +180,27 @@ def diff(run_id: str, other_id: str, caller: CallerDep, rt: RuntimeDep) -> RunDi
 
 @router.post("/runs/{run_id}/images", response_model=ImageOut, status_code=201)
 async def log_image(
-    run_id: str, request: Request, caller: CallerDep, rt: RuntimeDep,
-    key: str, step: int = 0, caption: str = "",
+    run_id: str,
+    request: Request,
+    caller: CallerDep,
+    rt: RuntimeDep,
+    key: str,
+    step: int = 0,
+    caption: str = "",
 ) -> ImageOut:
     """Log a PNG (the request body) under ``key`` at ``step``."""
     png = await request.body()
     with rt.db.session() as s:
         service.get_run(s, run_id)
-        return ImageOut.model_validate(files.log_image(s, rt.storage, run_id, key, step, caption, png))
+        return ImageOut.model_validate(
+            files.log_image(s, rt.storage, run_id, key, step, caption, png)
+        )
 
 
 @router.get("/runs/{run_id}/images", response_model=list[ImageOut])
-def list_images(run_id: str, caller: CallerDep, rt: RuntimeDep, key: str | None = None) -> list[ImageOut]:
+def list_images(
+    run_id: str, caller: CallerDep, rt: RuntimeDep, key: str | None = None
+) -> list[ImageOut]:
     """Images a run logged (fetch each from its artifact path)."""
     with rt.db.read() as s:
         service.get_run(s, run_id)
@@ -207,7 +226,9 @@ async def upload_artifact(
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut])
-def list_artifacts(run_id: str, caller: CallerDep, rt: RuntimeDep, prefix: str = "") -> list[ArtifactOut]:
+def list_artifacts(
+    run_id: str, caller: CallerDep, rt: RuntimeDep, prefix: str = ""
+) -> list[ArtifactOut]:
     """A run's artifacts under ``prefix``."""
     with rt.db.read() as s:
         service.get_run(s, run_id)
@@ -215,7 +236,9 @@ def list_artifacts(run_id: str, caller: CallerDep, rt: RuntimeDep, prefix: str =
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}")
-def download_artifact(run_id: str, path: str, caller: CallerDep, rt: RuntimeDep) -> StreamingResponse:
+def download_artifact(
+    run_id: str, path: str, caller: CallerDep, rt: RuntimeDep
+) -> StreamingResponse:
     """Download an artifact, streamed; ``X-Content-SHA256`` carries its hash."""
     with rt.db.read() as s:
         service.get_run(s, run_id)
@@ -228,7 +251,9 @@ def download_artifact(run_id: str, path: str, caller: CallerDep, rt: RuntimeDep)
 
 
 @router.post("/runs/{run_id}/checkpoints", response_model=CheckpointOut, status_code=201)
-def add_checkpoint(run_id: str, body: CheckpointCreate, caller: CallerDep, rt: RuntimeDep) -> CheckpointOut:
+def add_checkpoint(
+    run_id: str, body: CheckpointCreate, caller: CallerDep, rt: RuntimeDep
+) -> CheckpointOut:
     """Mark an uploaded artifact as a checkpoint with the metrics it scored."""
     with rt.db.session() as s:
         service.get_run(s, run_id)
@@ -244,4 +269,6 @@ def list_checkpoints(
     """A run's checkpoints; ``best=KEY&goal=max|min`` returns only the best one."""
     with rt.db.read() as s:
         service.get_run(s, run_id)
-        return [CheckpointOut.model_validate(c) for c in files.list_checkpoints(s, run_id, best, goal)]
+        return [
+            CheckpointOut.model_validate(c) for c in files.list_checkpoints(s, run_id, best, goal)
+        ]

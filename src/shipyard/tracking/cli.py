@@ -1,4 +1,4 @@
-"""``shipyard projects|runs|artifacts`` and ``shipyard sync``: talk to the server through the SDK."""
+"""``shipyard projects|runs|artifacts`` and ``shipyard sync``: the server, through the SDK."""
 
 from __future__ import annotations
 
@@ -32,8 +32,12 @@ out = Console()
 err = Console(stderr=True)
 
 FIELD = re.compile(r"(?:summary|metrics|min|max|config)\.[^\s<>=!~()]+")
-ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", envvar="SHIPYARD_PROJECT",
-                                                help="Project (or SHIPYARD_PROJECT).")]
+ProjectOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--project", "-p", envvar="SHIPYARD_PROJECT", help="Project (or SHIPYARD_PROJECT)."
+    ),
+]
 
 
 def _fmt(value: Any) -> str:
@@ -71,10 +75,16 @@ def list_projects() -> None:
 @runs_app.command("ls")
 def list_runs(
     project: ProjectOpt = None,
-    filter: Annotated[str | None, typer.Option("--filter", "-f",
-                      help='e.g. "config.lr < 0.01 and summary.val/acc > 0.9"')] = None,
-    sort: Annotated[list[str] | None, typer.Option("--sort", "-s",
-                    help="Field to sort by, '-' first for descending; repeatable.")] = None,
+    filter: Annotated[
+        str | None,
+        typer.Option("--filter", "-f", help='e.g. "config.lr < 0.01 and summary.val/acc > 0.9"'),
+    ] = None,
+    sort: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sort", "-s", help="Field to sort by, '-' first for descending; repeatable."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -97,8 +107,13 @@ def list_runs(
     for f in fields:
         table.add_column(f, no_wrap=True)
     for r in runs:
-        table.add_row(r.id, r.name, r.status, r.data["created_at"][:19].replace("T", " "),
-                      *(_fmt(_field(r, f)) for f in fields))
+        table.add_row(
+            r.id,
+            r.name,
+            r.status,
+            r.data["created_at"][:19].replace("T", " "),
+            *(_fmt(_field(r, f)) for f in fields),
+        )
     out.print(table)
     err.print(f"{len(runs)} run(s)")
 
@@ -108,8 +123,12 @@ def show_run(run_id: str) -> None:
     """A run's status, config, summary and environment."""
     with Client() as client:
         r = client.run(run_id)
-    out.print(f"[bold]{r.name}[/]  {r.id}  project [cyan]{r.project}[/]  status [bold]{r.status}[/]")
-    out.print(f"created {r.data['created_at']}  by {r.data['user']}  tags {', '.join(r.tags) or '-'}")
+    out.print(
+        f"[bold]{r.name}[/]  {r.id}  project [cyan]{r.project}[/]  status [bold]{r.status}[/]"
+    )
+    out.print(
+        f"created {r.data['created_at']}  by {r.data['user']}  tags {', '.join(r.tags) or '-'}"
+    )
     table = Table("config", "value", title="Config")
     for k, v in _flat(r.config):
         table.add_row(k, _fmt(v))
@@ -119,8 +138,10 @@ def show_run(run_id: str) -> None:
         table.add_row(k, _fmt(s["last"]), _fmt(s["min"]), _fmt(s["max"]), str(s["step"]))
     out.print(table)
     env = r.environment
-    out.print(f"git {env.get('git_commit', '-')}{' (dirty)' if env.get('git_dirty') else ''}  "
-              f"host {env.get('host', '-')}  python {env.get('python', '-')}")
+    out.print(
+        f"git {env.get('git_commit', '-')}{' (dirty)' if env.get('git_dirty') else ''}  "
+        f"host {env.get('host', '-')}  python {env.get('python', '-')}"
+    )
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -135,7 +156,8 @@ def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 @runs_app.command("diff")
 def diff_runs(
-    run_a: str, run_b: str,
+    run_a: str,
+    run_b: str,
     all_rows: Annotated[bool, typer.Option("--all", help="Show equal rows too.")] = True,
 ) -> None:
     """Config, summary and environment of two runs side by side, differences highlighted."""
@@ -164,7 +186,8 @@ def list_artifacts(run_id: str, prefix: Annotated[str, typer.Option()] = "") -> 
 
 @artifacts_app.command("get")
 def get_artifact(
-    run_id: str, path: str,
+    run_id: str,
+    path: str,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File or folder.")] = None,
 ) -> None:
     """Download an artifact with a progress bar; the sha256 is checked."""
@@ -174,10 +197,17 @@ def get_artifact(
     if target.is_dir():
         target = target / Path(path).name
     digest = hashlib.sha256()
-    with Client() as client, Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), TimeRemainingColumn(), console=err,
-    ) as progress:
+    with (
+        Client() as client,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress,
+    ):
         run = client.run(run_id)
         expected = next((a["sha256"] for a in run.artifacts() if a["path"] == path), None)
         task = progress.add_task(path, total=None)
@@ -193,7 +223,9 @@ def get_artifact(
 
 
 def sync(
-    path: Annotated[Path | None, typer.Option(help="Spool folder (default: SHIPYARD_HOME/spool).")] = None,
+    path: Annotated[
+        Path | None, typer.Option(help="Spool folder (default: SHIPYARD_HOME/spool).")
+    ] = None,
 ) -> None:
     """Upload runs spooled while the server was unreachable (or in offline mode), exactly once."""
     settings = ClientSettings()
@@ -208,8 +240,10 @@ def sync(
             for spool in spools:
                 done = deliver(http, spool)
                 progress.advance(task)
-                out.print(f"{spool.run_id}: {done.points} points in {done.batches} batches "
-                          f"({done.duplicates} already there), {done.files} files"
-                          f"{', finished' if done.finished else ''}")
+                out.print(
+                    f"{spool.run_id}: {done.points} points in {done.batches} batches "
+                    f"({done.duplicates} already there), {done.files} files"
+                    f"{', finished' if done.finished else ''}"
+                )
     finally:
         http.close()

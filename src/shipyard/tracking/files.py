@@ -80,8 +80,9 @@ def log_image(
     path = f"media/images/{key_path}/{step}_{n or 0}.png"
     blob = storage.write_bytes(blob_path(run_id, path), png)
     record_artifact(session, run_id, path, blob)
-    image = Image(run_id=run_id, key=key, step=step, caption=caption, path=path,
-                  width=width, height=height)
+    image = Image(
+        run_id=run_id, key=key, step=step, caption=caption, path=path, width=width, height=height
+    )
     session.add(image)
     session.flush()
     return image
@@ -121,7 +122,8 @@ def list_checkpoints(
     if best is None:
         return rows
     scored = [
-        c for c in rows
+        c
+        for c in rows
         if isinstance(c.metrics.get(best), int | float) and not math.isnan(c.metrics[best])
     ]
     if not scored:

@@ -186,8 +186,13 @@ def _cmp(col: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op == "~":
         return col.contains(str(value))  # type: ignore[no-any-return]
     ops = {
-        "=": col.__eq__, "==": col.__eq__, "!=": col.__ne__,
-        "<": col.__lt__, "<=": col.__le__, ">": col.__gt__, ">=": col.__ge__,
+        "=": col.__eq__,
+        "==": col.__eq__,
+        "!=": col.__ne__,
+        "<": col.__lt__,
+        "<=": col.__le__,
+        ">": col.__gt__,
+        ">=": col.__ge__,
     }
     result: ColumnElement[bool] = ops[op](value)
     return result
@@ -217,8 +222,13 @@ def compare(name: str, op: str, value: Any) -> ColumnElement[bool]:
     if root == "config" and rest:
         cv = aliased(ConfigValue)
         if value is None:
-            present = exists(select(cv.run_id).where(cv.run_id == Run.id, cv.key == rest,
-                                                     or_(cv.num.is_not(None), cv.text.is_not(None))))
+            present = exists(
+                select(cv.run_id).where(
+                    cv.run_id == Run.id,
+                    cv.key == rest,
+                    or_(cv.num.is_not(None), cv.text.is_not(None)),
+                )
+            )
             if op not in ("=", "==", "!="):
                 raise Unprocessable(f"filter: null only compares with = or !=, not {op!r}")
             return not_(present) if op != "!=" else present
@@ -270,4 +280,3 @@ def order_column(field: str) -> tuple[Any, Any]:
     if root in SIMPLE and not rest:
         return getattr(Run, root), None
     raise Unprocessable(f"order_by: unknown field {field!r}")
-

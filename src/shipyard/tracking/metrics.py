@@ -98,10 +98,12 @@ def _append(session: Session, run_id: str, incoming: dict[str, Series]) -> None:
     tails = {
         c.key: c
         for c in session.scalars(
-            select(MetricChunk).join(
+            select(MetricChunk)
+            .join(
                 last_seq,
                 (MetricChunk.key == last_seq.c.key) & (MetricChunk.seq == last_seq.c.seq),
-            ).where(MetricChunk.run_id == run_id)
+            )
+            .where(MetricChunk.run_id == run_id)
         )
     }
     for key, series in incoming.items():

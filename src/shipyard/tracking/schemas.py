@@ -110,7 +110,7 @@ class MetricSeriesIn(BaseModel):
 
 
 class LogBatchIn(BaseModel):
-    """A batch of metric points; a ``batch_id`` already applied is acknowledged, not applied twice."""
+    """Metric points; a ``batch_id`` already applied is acknowledged, not applied twice."""
 
     batch_id: str = Field(min_length=1, max_length=64)
     metrics: list[MetricSeriesIn] = Field(default_factory=list)

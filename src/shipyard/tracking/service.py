@@ -161,9 +161,7 @@ def update_run(session: Session, run_id: str, body: RunUpdate) -> Run:
 
 def touch(session: Session, run_id: str) -> None:
     """Record a heartbeat: the run's process is alive."""
-    result = session.execute(
-        update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow())
-    )
+    result = session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound(f"run {run_id!r} does not exist")
 
