@@ -79,6 +79,18 @@ def test_artifacts_ls_and_get_with_hash_check(
     assert "digits" in invoke(sdk, "projects", "ls")
 
 
+def test_artifacts_put_file_and_folder(
+    sdk: ClientSettings, two_runs: tuple[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "a.bin").write_bytes(b"a" * 3_000_000)
+    (tmp_path / "data" / "sub" / "b.txt").write_text("b")
+    out = invoke(sdk, "artifacts", "put", two_runs[1], str(tmp_path / "data"), "--name", "ds")
+    assert "uploaded 2 file(s)" in out
+    listing = invoke(sdk, "artifacts", "ls", two_runs[1])
+    assert "ds/a.bin" in listing and "ds/sub/b.txt" in listing and "3000000" in listing
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -39,9 +39,12 @@ def test_safe_paths_pass(path: str) -> None:
 def s3_endpoint() -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -57,8 +60,9 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(params=["local", "s3"])
-def artifact_settings(request: pytest.FixtureRequest, tmp_path: Path,
-                      monkeypatch: pytest.MonkeyPatch) -> Settings:
+def artifact_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     if request.param == "local":
         return Settings(home=tmp_path)
     endpoint = request.getfixturevalue("s3_endpoint")
@@ -66,8 +70,9 @@ def artifact_settings(request: pytest.FixtureRequest, tmp_path: Path,
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    return Settings(home=tmp_path, artifacts=f"s3://shipyard-test/{tmp_path.name}",
-                    s3_endpoint_url=endpoint)
+    return Settings(
+        home=tmp_path, artifacts=f"s3://shipyard-test/{tmp_path.name}", s3_endpoint_url=endpoint
+    )
 
 
 def test_artifact_round_trip_on_each_store(artifact_settings: Settings) -> None:
@@ -77,7 +82,8 @@ def test_artifact_round_trip_on_each_store(artifact_settings: Settings) -> None:
         r = client.put(f"/api/runs/{run_id}/artifacts/model/w.bin", content=data)
         assert r.status_code == 201, r.text
         assert client.get(f"/api/runs/{run_id}/artifacts/model/w.bin").content == data
-        r = client.put(f"/api/runs/{run_id}/artifacts/x", content=b"1",
-                       headers={"x-content-sha256": "0" * 64})
+        r = client.put(
+            f"/api/runs/{run_id}/artifacts/x", content=b"1", headers={"x-content-sha256": "0" * 64}
+        )
         assert r.status_code == 422
         assert client.get(f"/api/runs/{run_id}/artifacts/x").status_code == 404

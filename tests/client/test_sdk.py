@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 import shipyard
+from shipyard.app import create_app
 from shipyard.client._config import ClientSettings
+from shipyard.config import Settings
 from shipyard.client._http import Http, ServerUnreachable
 from shipyard.errors import NotFound, Unprocessable
 from tests.conftest import ServerThread
@@ -105,9 +107,17 @@ def test_log_returns_in_microseconds(sdk: ClientSettings, query: shipyard.Client
     assert query.run(run.id).summary["a"]["count"] == 5000
 
 
-def test_keep_alive_calls_do_not_stall(server: ServerThread) -> None:
-    """200 calls on one keep-alive connection: no Nagle/delayed-ACK stall (~40 ms each)."""
-    http = Http(server.url, None)
+def test_keep_alive_calls_do_not_stall(tmp_path: Path) -> None:
+    """200 calls on one keep-alive connection: no Nagle/delayed-ACK stall (~40 ms each).
+
+    The transport is under test, not the store, so this runs on SQLite only.
+    """
+    with ServerThread(create_app(Settings(home=tmp_path))) as server:
+        _two_hundred_calls(server.url)
+
+
+def _two_hundred_calls(url: str) -> None:
+    http = Http(url, None)
     run = http.json("POST", "/api/runs", {"project": "p"})
     body = b'{"batch_id": "%d", "metrics": [{"key": "x", "steps": [1], "values": [1.0]}]}'
     durations = []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,15 @@ from shipyard.client._http import Http
 
 SERIES_MEDIA_TYPE = "application/vnd.shipyard.series"
 NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def as_float(value: Any) -> Any:
@@ -90,6 +100,27 @@ class RunView:
             total = int(r.headers.get("content-length", 0))
             for chunk in r.iter_bytes(1 << 20):
                 yield total, chunk
+
+    def upload(
+        self, src: str | Path, path: str, on_chunk: Callable[[int], object] | None = None
+    ) -> dict[str, Any]:
+        """Stream a local file into the run's artifact ``path``; the server checks the sha256."""
+        src = Path(src)
+
+        def chunks() -> Iterator[bytes]:
+            with open(src, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    if on_chunk is not None:
+                        on_chunk(len(chunk))
+                    yield chunk
+
+        result: dict[str, Any] = self._http.json(
+            "PUT",
+            f"/api/runs/{self.id}/artifacts/{path}",
+            content=chunks(),
+            headers={"x-content-sha256": sha256_file(src)},
+        )
+        return result
 
     def download(self, path: str, dest: str | Path) -> Path:
         """Save an artifact to ``dest`` (a file, or a folder to put it in)."""

@@ -12,7 +12,6 @@ Threads and what they own:
 from __future__ import annotations
 
 import atexit
-import hashlib
 import itertools
 import json
 import math
@@ -28,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
+from shipyard.client._client import sha256_file
 from shipyard.client._config import ClientSettings
 from shipyard.client._environment import capture
 from shipyard.client._http import Http, ServerUnreachable
@@ -221,7 +221,7 @@ class Run:
                 return target
             except ServerUnreachable as exc:
                 self._go_offline(exc)
-        meta["sha256"] = _sha256(src)
+        meta["sha256"] = sha256_file(src)
         self._spool.add_file(self._next_seq(), meta, src)
         return target
 
@@ -229,7 +229,7 @@ class Run:
         return self._created and time.monotonic() >= self._offline_until
 
     def _upload(self, src: Path, target: str, spool_on_failure: bool = True) -> str:
-        digest = _sha256(src)
+        digest = sha256_file(src)
         if self._online():
             try:
                 with open(src, "rb") as f:
@@ -419,11 +419,3 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<shipyard.Run {self.id} project={self.project!r} name={self.name!r}>"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -222,6 +222,44 @@ def get_artifact(
     err.print(f"saved {target}")
 
 
+@artifacts_app.command("put")
+def put_artifact(
+    run_id: str,
+    path: Path,
+    name: Annotated[str | None, typer.Option(help="Path in the run (default: its name).")] = None,
+) -> None:
+    """Upload a file or folder to a run with a progress bar; the server checks the sha256."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    base = name or path.name
+    files = (
+        [(path, base)]
+        if path.is_file()
+        else [
+            (f, f"{base}/{f.relative_to(path).as_posix()}")
+            for f in sorted(path.rglob("*"))
+            if f.is_file()
+        ]
+    )
+    total = sum(f.stat().st_size for f, _ in files)
+    with (
+        Client() as client,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress,
+    ):
+        task = progress.add_task(f"{len(files)} file(s)", total=total)
+        run = client.run(run_id)
+        for src, target in files:
+            run.upload(src, target, on_chunk=lambda n: progress.advance(task, n))
+    err.print(f"uploaded {len(files)} file(s) to run {run_id}")
+
+
 def sync(
     path: Annotated[
         Path | None, typer.Option(help="Spool folder (default: SHIPYARD_HOME/spool).")
