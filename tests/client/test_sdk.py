@@ -15,8 +15,8 @@ import pytest
 import shipyard
 from shipyard.app import create_app
 from shipyard.client._config import ClientSettings
-from shipyard.config import Settings
 from shipyard.client._http import Http, ServerUnreachable
+from shipyard.config import Settings
 from shipyard.errors import NotFound, Unprocessable
 from tests.conftest import ServerThread
 
