@@ -43,6 +43,12 @@ BAD: dict[tuple[str, str], tuple[str, dict[str, object], int]] = {
     ("GET", "/api/runs/{run_id}/artifacts"): (f"/api/runs/{R}/artifacts?prefix=%2E%2E", {}, 400),
     ("GET", "/api/runs/{run_id}/artifacts/{path}"): (f"/api/runs/{R}/artifacts/none", {}, 404),
     ("POST", "/api/runs/{run_id}/checkpoints"): (f"/api/runs/{R}/checkpoints", {"json": {}}, 422),
+    ("GET", "/api/projects/{project}/members"): ("/api/projects/nope/members", {}, 404),
+    ("PUT", "/api/projects/{project}/members/{user}"): (
+        "/api/projects/p/members/local", {"json": {"role": "king"}}, 422),
+    ("DELETE", "/api/projects/{project}/members/{user}"): (
+        "/api/projects/p/members/local", {}, 422),
+    ("GET", "/api/audit"): ("/api/audit", {"params": {"since": "yesterday"}}, 422),
     ("GET", "/api/runs/{run_id}/checkpoints"): (
         f"/api/runs/{R}/checkpoints",
         {"params": {"best": "acc", "goal": "x"}},

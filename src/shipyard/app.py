@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shipyard import __version__
+from shipyard.audit.api import router as audit_router
 from shipyard.auth.api import router as auth_router
 from shipyard.config import Settings
 from shipyard.db import Database
@@ -22,7 +24,10 @@ from shipyard.observability import HttpMetrics
 from shipyard.runtime import Runtime
 from shipyard.storage import Storage
 from shipyard.tracking.api import router as tracking_router
+from shipyard.tracking.members import router as members_router
 from shipyard.tracking.reaper import CrashReaper
+from shipyard.ui import STATIC_DIR
+from shipyard.ui import router as ui_router
 
 log = logging.getLogger("shipyard")
 PROBLEM = "application/problem+json"
@@ -114,6 +119,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(tracking_router)
+    app.include_router(members_router)
+    app.include_router(audit_router)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(ui_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from shipyard.audit import service as audit
 from shipyard.auth import service
 from shipyard.auth.deps import CallerDep, RuntimeDep
 from shipyard.auth.schemas import TokenCreate, TokenCreated, TokenOut, UserCreate, UserOut
@@ -32,7 +33,9 @@ def create_user(body: UserCreate, caller: CallerDep, rt: RuntimeDep) -> User:
     """Add a user (admins only)."""
     with rt.db.session() as s:
         service.require_admin(service.user_by_id(s, caller.user_id))
-        return service.create_user(s, body.name, is_admin=body.is_admin)
+        user = service.create_user(s, body.name, is_admin=body.is_admin)
+        audit.record(s, caller, "user.create", "user", user.name, after={"is_admin": user.is_admin})
+        return user
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
@@ -45,6 +48,14 @@ def create_token(body: TokenCreate, caller: CallerDep, rt: RuntimeDep) -> TokenC
             service.require_admin(me)
             owner = service.get_user(s, body.user)
         token, secret = service.create_token(s, owner, body.name)
+        audit.record(
+            s,
+            caller,
+            "token.create",
+            "token",
+            token.id,
+            after={"user": owner.name, "name": token.name, "prefix": token.prefix},
+        )
         return TokenCreated(**TokenOut.model_validate(token).model_dump(), token=secret)
 
 
@@ -60,5 +71,6 @@ def revoke_token(token_id: str, caller: CallerDep, rt: RuntimeDep) -> Token:
     """Revoke a token; it stops working at once on this server."""
     with rt.db.session() as s:
         token = service.revoke_token(s, service.user_by_id(s, caller.user_id), token_id)
+        audit.record(s, caller, "token.revoke", "token", token.id, after={"prefix": token.prefix})
     rt.token_cache.clear()
     return token

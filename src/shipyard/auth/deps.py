@@ -22,6 +22,7 @@ class Caller:
     user_id: str
     name: str
     is_admin: bool
+    address: str | None = None
 
 
 def _bearer(request: Request) -> str | None:
@@ -32,6 +33,10 @@ def _bearer(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     return secret.strip()
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def current_caller(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Caller:
@@ -46,7 +51,7 @@ def current_caller(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -
                 user = service.local_user(s)
                 cached = (user.id, user.name, user.is_admin, float("inf"))
             rt.token_cache[""] = cached
-        return Caller(cached[0], cached[1], cached[2])
+        return Caller(cached[0], cached[1], cached[2], _address(request))
     key = service.hash_token(secret)
     hit = rt.token_cache.get(key)
     if hit is None or hit[3] < time.monotonic():
@@ -54,7 +59,7 @@ def current_caller(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -
             user = service.authenticate(s, secret)
             hit = (user.id, user.name, user.is_admin, time.monotonic() + TOKEN_CACHE_S)
         rt.token_cache[key] = hit
-    return Caller(hit[0], hit[1], hit[2])
+    return Caller(hit[0], hit[1], hit[2], _address(request))
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -19,6 +20,18 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+@functools.cache
+def _packages() -> tuple[str, ...]:
+    # Listing every distribution takes tens of milliseconds; it does not change in a process.
+    return tuple(
+        sorted(
+            f"{d.metadata['Name']}=={d.version}"
+            for d in importlib.metadata.distributions()
+            if d.metadata["Name"]
+        )
+    )
+
+
 def capture() -> dict[str, Any]:
     """A snapshot of the environment (git fields are absent outside a repository)."""
     env: dict[str, Any] = {
@@ -28,11 +41,7 @@ def capture() -> dict[str, Any]:
         "command": [sys.executable, *sys.argv],
         "cwd": os.getcwd(),
         "cpus": os.cpu_count(),
-        "packages": sorted(
-            f"{d.metadata['Name']}=={d.version}"
-            for d in importlib.metadata.distributions()
-            if d.metadata["Name"]
-        ),
+        "packages": list(_packages()),
     }
     commit = _git("rev-parse", "HEAD")
     if commit:

@@ -26,6 +26,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def metadata() -> MetaData:
     """Every feature's tables on one MetaData (imports the table modules)."""
+    from shipyard.audit import tables as _audit  # noqa: F401
     from shipyard.auth import tables as _auth  # noqa: F401
     from shipyard.db import Base
     from shipyard.tracking import tables as _tracking  # noqa: F401

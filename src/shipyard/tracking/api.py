@@ -1,4 +1,9 @@
-"""Routes for projects, runs, metrics, images, artifacts and checkpoints (parse, call, return)."""
+"""Routes for projects, runs, metrics, images, artifacts and checkpoints: parse, check, call.
+
+Reads need the viewer role in the run's project, writes the developer role. Mutations are
+audited in their own transaction, except the high-volume telemetry (metric batches, heartbeats
+and images), which is data, not governance.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,13 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from shipyard.auth.deps import CallerDep, RuntimeDep
+from shipyard.audit import service as audit
+from shipyard.auth import roles
+from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
+from shipyard.auth.roles import Role
 from shipyard.errors import NotFound, PayloadTooLarge, Unprocessable
 from shipyard.tracking import files, metrics, service
 from shipyard.tracking.schemas import (
@@ -28,32 +37,81 @@ from shipyard.tracking.schemas import (
     RunPage,
     RunUpdate,
 )
+from shipyard.tracking.tables import Project, Run
 
 router = APIRouter(prefix="/api", tags=["tracking"])
 SERIES_MEDIA_TYPE = "application/vnd.shipyard.series"
 
 
+def run_for(s: Session, caller: Caller, run_id: str, needed: Role) -> tuple[Run, Project]:
+    """Load a run and check the caller's role in its project."""
+    run, project = service.project_of_run(s, run_id)
+    roles.require(s, caller, project.id, needed, f"project {project.name!r}")
+    return run, project
+
+
+def project_for(s: Session, caller: Caller, name: str, needed: Role) -> Project:
+    """Load a project and check the caller's role in it."""
+    project = service.get_project(s, name)
+    roles.require(s, caller, project.id, needed, f"project {name!r}")
+    return project
+
+
 @router.get("/projects", response_model=list[ProjectOut])
 def list_projects(caller: CallerDep, rt: RuntimeDep) -> list[ProjectOut]:
-    """Every project with its run count."""
+    """The projects the caller can read, with run counts."""
     with rt.db.read() as s:
-        return service.list_projects(s)
+        return service.list_projects(s, roles.visible_projects(s, caller))
 
 
 @router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
 def create_project(body: ProjectCreate, caller: CallerDep, rt: RuntimeDep) -> ProjectOut:
-    """Create a project (runs also create theirs on first use)."""
+    """Create a project; the caller becomes its owner (runs also create theirs on first use)."""
     with rt.db.session() as s:
-        return ProjectOut.model_validate(
-            service.ensure_project(s, body.name, caller.user_id, body.description)
+        project = service.create_project(s, body.name, caller.user_id, body.description)
+        audit.record(
+            s,
+            caller,
+            "project.create",
+            "project",
+            project.name,
+            project_id=project.id,
+            project=project.name,
+            after={"description": body.description},
         )
+        return ProjectOut.model_validate(project)
 
 
 @router.post("/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
 def start_run(body: RunCreate, caller: CallerDep, rt: RuntimeDep) -> RunOut:
-    """Start a run, or resume one by id."""
+    """Start a run (creating its project, owned by the caller, on first use), or resume one."""
     with rt.db.session() as s:
-        return service.runs_out(s, [service.start_run(s, body, caller.user_id)])[0]
+        project = service.find_project(s, body.project)
+        if project is None:
+            project = service.create_project(s, body.project, caller.user_id)
+            audit.record(
+                s,
+                caller,
+                "project.create",
+                "project",
+                project.name,
+                project_id=project.id,
+                project=project.name,
+            )
+        else:
+            roles.require(s, caller, project.id, Role.developer, f"project {project.name!r}")
+        run = service.start_run(s, project, body, caller.user_id)
+        audit.record(
+            s,
+            caller,
+            "run.start",
+            "run",
+            run.id,
+            project_id=project.id,
+            project=project.name,
+            after={"name": run.name, "status": run.status},
+        )
+        return service.runs_out(s, [run])[0]
 
 
 @router.get("/runs", response_model=RunPage)
@@ -67,31 +125,62 @@ def search_runs(
     order_by: Annotated[list[str], Query(description="fields, '-' for descending")] = [],  # noqa: B006
     limit: int = 100,
     offset: int = 0,
-) -> RunPage:
-    """Search runs with the filter language, sorted and paginated."""
+) -> Response:
+    """Search runs with the filter language, sorted and paginated (environment omitted)."""
     with rt.db.read() as s:
-        runs, total = service.search_runs(s, project, filter, order_by, limit, offset)
-        return RunPage(runs=service.runs_out(s, runs), total=total, limit=limit, offset=offset)
+        if project is not None:
+            project_for(s, caller, project, Role.viewer)
+        visible = roles.visible_projects(s, caller)
+        runs, total = service.search_runs(s, project, filter, order_by, limit, offset, visible)
+        rows = service.run_rows(s, runs, environment=False)
+    # Plain dicts straight to JSON: re-validating a thousand runs would double the reply time.
+    page = {"runs": rows, "total": total, "limit": limit, "offset": offset}
+    return Response(orjson.dumps(page), media_type="application/json")
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
 def get_run(run_id: str, caller: CallerDep, rt: RuntimeDep) -> RunOut:
     """One run with its config, environment and metric summaries."""
     with rt.db.read() as s:
-        return service.runs_out(s, [service.get_run(s, run_id)])[0]
+        run, _ = run_for(s, caller, run_id, Role.viewer)
+        return service.runs_out(s, [run])[0]
 
 
 @router.patch("/runs/{run_id}", response_model=RunOut)
 def update_run(run_id: str, body: RunUpdate, caller: CallerDep, rt: RuntimeDep) -> RunOut:
     """Rename, retag, annotate, merge config, or set the status of a run."""
     with rt.db.session() as s:
-        return service.runs_out(s, [service.update_run(s, run_id, body)])[0]
+        run, project = run_for(s, caller, run_id, Role.developer)
+        fields = body.model_dump(exclude_none=True, mode="json")
+        before = {k: getattr(run, k) for k in fields if k != "finished_at"}
+        run = service.update_run(s, run_id, body)
+        after = {k: getattr(run, k) for k in before}
+        audit.record(
+            s,
+            caller,
+            "run.update",
+            "run",
+            run_id,
+            project_id=project.id,
+            project=project.name,
+            before=_jsonable(before),
+            after=_jsonable(after),
+        )
+        return service.runs_out(s, [run])[0]
+
+
+def _jsonable(d: dict[str, object]) -> dict[str, object]:
+    return {
+        k: (str(v) if not isinstance(v, str | int | float | bool | list | dict | None) else v)
+        for k, v in d.items()
+    }
 
 
 @router.post("/runs/{run_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
 def heartbeat(run_id: str, caller: CallerDep, rt: RuntimeDep) -> None:
     """Tell the server the run's process is alive."""
     with rt.db.session() as s:
+        run_for(s, caller, run_id, Role.developer)
         service.touch(s, run_id)
 
 
@@ -107,6 +196,7 @@ async def log_batch(
 
     def apply() -> LogBatchOut:
         with rt.db.session() as s:
+            run_for(s, caller, run_id, Role.developer)
             service.touch(s, run_id)
             return metrics.log_batch(s, run_id, batch)
 
@@ -117,7 +207,7 @@ async def log_batch(
 def list_metrics(run_id: str, caller: CallerDep, rt: RuntimeDep) -> dict[str, object]:
     """The keys a run logged, with their summaries."""
     with rt.db.read() as s:
-        service.get_run(s, run_id)
+        run_for(s, caller, run_id, Role.viewer)
         return {"metrics": service.summaries(s, [run_id])[run_id]}
 
 
@@ -137,7 +227,7 @@ def history(
     little-endian arrays int64 steps, float64 timestamps, float64 values, one after the other.
     """
     with rt.db.read() as s:
-        service.get_run(s, run_id)
+        run_for(s, caller, run_id, Role.viewer)
         series = metrics.read_series(s, run_id, key)
     if series is None:
         raise NotFound(f"run {run_id!r} has no metric {key!r}")
@@ -175,6 +265,8 @@ def _history_json(key: str, s: metrics.Series, total: int, downsampled: bool) ->
 def diff(run_id: str, other_id: str, caller: CallerDep, rt: RuntimeDep) -> RunDiff:
     """Config, summary and environment of two runs side by side."""
     with rt.db.read() as s:
+        run_for(s, caller, run_id, Role.viewer)
+        run_for(s, caller, other_id, Role.viewer)
         return service.diff_runs(s, run_id, other_id)
 
 
@@ -191,10 +283,9 @@ async def log_image(
     """Log a PNG (the request body) under ``key`` at ``step``."""
     png = await request.body()
     with rt.db.session() as s:
-        service.get_run(s, run_id)
-        return ImageOut.model_validate(
-            files.log_image(s, rt.storage, run_id, key, step, caption, png)
-        )
+        run_for(s, caller, run_id, Role.developer)
+        image = files.log_image(s, rt.storage, run_id, key, step, caption, png)
+        return ImageOut.model_validate(image)
 
 
 @router.get("/runs/{run_id}/images", response_model=list[ImageOut])
@@ -203,7 +294,7 @@ def list_images(
 ) -> list[ImageOut]:
     """Images a run logged (fetch each from its artifact path)."""
     with rt.db.read() as s:
-        service.get_run(s, run_id)
+        run_for(s, caller, run_id, Role.viewer)
         return [ImageOut.model_validate(i) for i in files.list_images(s, run_id, key)]
 
 
@@ -213,7 +304,7 @@ async def upload_artifact(
 ) -> ArtifactOut:
     """Upload a file (the raw request body, streamed); the reply carries its sha256."""
     with rt.db.read() as s:
-        service.get_run(s, run_id)
+        run_for(s, caller, run_id, Role.developer)
     blob = await files.upload_artifact(
         rt.storage, run_id, path, request.stream(), limit=rt.settings.max_artifact_bytes
     )
@@ -222,7 +313,19 @@ async def upload_artifact(
         rt.storage.delete(files.blob_path(run_id, path))
         raise Unprocessable(f"artifact {path!r}: sha256 {blob.sha256} does not match {expected}")
     with rt.db.session() as s:
-        return ArtifactOut.model_validate(files.record_artifact(s, run_id, path, blob))
+        _, project = service.project_of_run(s, run_id)
+        artifact = files.record_artifact(s, run_id, path, blob)
+        audit.record(
+            s,
+            caller,
+            "artifact.upload",
+            "artifact",
+            f"{run_id}/{artifact.path}",
+            project_id=project.id,
+            project=project.name,
+            after={"size": blob.size, "sha256": blob.sha256},
+        )
+        return ArtifactOut.model_validate(artifact)
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut])
@@ -231,7 +334,7 @@ def list_artifacts(
 ) -> list[ArtifactOut]:
     """A run's artifacts under ``prefix``."""
     with rt.db.read() as s:
-        service.get_run(s, run_id)
+        run_for(s, caller, run_id, Role.viewer)
         return [ArtifactOut.model_validate(a) for a in files.list_artifacts(s, run_id, prefix)]
 
 
@@ -241,7 +344,7 @@ def download_artifact(
 ) -> StreamingResponse:
     """Download an artifact, streamed; ``X-Content-SHA256`` carries its hash."""
     with rt.db.read() as s:
-        service.get_run(s, run_id)
+        run_for(s, caller, run_id, Role.viewer)
         artifact = files.get_artifact(s, run_id, path)
     return StreamingResponse(
         rt.storage.iter_bytes(files.blob_path(run_id, artifact.path)),
@@ -256,10 +359,19 @@ def add_checkpoint(
 ) -> CheckpointOut:
     """Mark an uploaded artifact as a checkpoint with the metrics it scored."""
     with rt.db.session() as s:
-        service.get_run(s, run_id)
-        return CheckpointOut.model_validate(
-            files.add_checkpoint(s, run_id, body.path, body.step, body.metrics)
+        _, project = run_for(s, caller, run_id, Role.developer)
+        checkpoint = files.add_checkpoint(s, run_id, body.path, body.step, body.metrics)
+        audit.record(
+            s,
+            caller,
+            "checkpoint.add",
+            "checkpoint",
+            f"{run_id}/{checkpoint.path}",
+            project_id=project.id,
+            project=project.name,
+            after={"step": body.step, "metrics": checkpoint.metrics},
         )
+        return CheckpointOut.model_validate(checkpoint)
 
 
 @router.get("/runs/{run_id}/checkpoints", response_model=list[CheckpointOut])
@@ -268,7 +380,7 @@ def list_checkpoints(
 ) -> list[CheckpointOut]:
     """A run's checkpoints; ``best=KEY&goal=max|min`` returns only the best one."""
     with rt.db.read() as s:
-        service.get_run(s, run_id)
+        run_for(s, caller, run_id, Role.viewer)
         return [
             CheckpointOut.model_validate(c) for c in files.list_checkpoints(s, run_id, best, goal)
         ]

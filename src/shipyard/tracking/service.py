@@ -8,12 +8,14 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.orm import Session, defer
 
+from shipyard.auth import roles
+from shipyard.auth.roles import Role
 from shipyard.auth.tables import User
 from shipyard.db import new_id, utcnow
-from shipyard.errors import NotFound, Unprocessable
+from shipyard.errors import Conflict, NotFound, Unprocessable
 from shipyard.tracking import filters
 from shipyard.tracking.schemas import (
     DiffRow,
@@ -38,26 +40,45 @@ def get_project(session: Session, name: str) -> Project:
     return project
 
 
-def ensure_project(session: Session, name: str, user_id: str, description: str = "") -> Project:
-    """The project called ``name``, created on first use (as W&B and MLflow do)."""
-    project = session.scalar(select(Project).where(Project.name == name))
-    if project is None:
-        project = Project(name=name, description=description, created_by=user_id)
-        session.add(project)
-        session.flush()
+def find_project(session: Session, name: str) -> Project | None:
+    """The project called ``name``, if there is one."""
+    return session.scalar(select(Project).where(Project.name == name))
+
+
+def create_project(session: Session, name: str, user_id: str, description: str = "") -> Project:
+    """A new project; its creator becomes its owner."""
+    if find_project(session, name) is not None:
+        raise Conflict(f"project {name!r} already exists")
+    project = Project(name=name, description=description, created_by=user_id)
+    session.add(project)
+    session.flush()
+    roles.set_member(session, project.id, user_id, Role.owner)
     return project
 
 
-def list_projects(session: Session) -> list[ProjectOut]:
-    """Every project with its run count, by name."""
+def list_projects(session: Session, visible: Sequence[str] | None = None) -> list[ProjectOut]:
+    """Projects (those with ids in ``visible``, or all) with their run counts, by name."""
     counts: dict[str, int] = {
         pid: n
         for pid, n in session.execute(select(Run.project_id, func.count()).group_by(Run.project_id))
     }
+    stmt = select(Project).order_by(Project.name)
+    if visible is not None:
+        stmt = stmt.where(Project.id.in_(visible))
     return [
         ProjectOut.model_validate(p).model_copy(update={"runs": counts.get(p.id, 0)})
-        for p in session.scalars(select(Project).order_by(Project.name))
+        for p in session.scalars(stmt)
     ]
+
+
+def project_of_run(session: Session, run_id: str) -> tuple[Run, Project]:
+    """A run and its project, in one query."""
+    row = session.execute(
+        select(Run, Project).join(Project, Project.id == Run.project_id).where(Run.id == run_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"run {run_id!r} does not exist")
+    return row[0], row[1]
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
@@ -94,9 +115,8 @@ def _set_config(session: Session, run: Run, config: dict[str, Any]) -> None:
     session.add_all(_config_rows(run.id, config))
 
 
-def start_run(session: Session, body: RunCreate, user_id: str) -> Run:
+def start_run(session: Session, project: Project, body: RunCreate, user_id: str) -> Run:
     """Create a run, or resume the run with ``body.id`` (its status goes back to running)."""
-    project = ensure_project(session, body.project, user_id)
     if body.id is not None:
         run = session.get(Run, body.id)
         if run is not None:
@@ -184,19 +204,23 @@ def search_runs(
     order_by: Sequence[str] = (),
     limit: int = 100,
     offset: int = 0,
+    visible: Sequence[str] | None = None,
 ) -> tuple[list[Run], int]:
-    """Runs matching a filter, sorted, one page of them, and how many match in all."""
+    """Runs matching a filter, sorted, one page of them, and how many match in all.
+
+    Without a project, only runs of the projects in ``visible`` (None: all) are searched.
+    """
     if not 1 <= limit <= MAX_PAGE:
         raise Unprocessable(f"limit must be between 1 and {MAX_PAGE}")
     if offset < 0:
         raise Unprocessable("offset must not be negative")
     cond = filters.parse_filter(filter_text)
-    stmt = select(Run).where(cond)
-    count = select(func.count()).select_from(Run).where(cond)
     if project is not None:
-        project_id = get_project(session, project).id
-        stmt = stmt.where(Run.project_id == project_id)
-        count = count.where(Run.project_id == project_id)
+        cond = and_(cond, Run.project_id == get_project(session, project).id)
+    elif visible is not None:
+        cond = and_(cond, Run.project_id.in_(visible))
+    stmt = select(Run).where(cond).options(defer(Run.environment))
+    count = select(func.count()).select_from(Run).where(cond)
     for field in order_by:
         desc = field.startswith("-")
         col, join = filters.order_column(field.lstrip("-+"))
@@ -217,26 +241,48 @@ def finite_or_str(value: float | None) -> float | str | None:
     return "Infinity" if value > 0 else "-Infinity"
 
 
-def summaries(session: Session, run_ids: Sequence[str]) -> dict[str, dict[str, SummaryOut]]:
-    """Summaries of several runs' metrics, by run id then key."""
-    out: dict[str, dict[str, SummaryOut]] = {rid: {} for rid in run_ids}
+def summary_rows(session: Session, run_ids: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Summaries of several runs' metrics as plain dicts, by run id then key."""
+    out: dict[str, dict[str, dict[str, Any]]] = {rid: {} for rid in run_ids}
     if not run_ids:
         return out
-    for m in session.scalars(select(MetricSummary).where(MetricSummary.run_id.in_(run_ids))):
-        out[m.run_id][m.key] = SummaryOut(
-            last="NaN" if m.last is None else finite_or_str(m.last),
-            min=finite_or_str(m.min),
-            max=finite_or_str(m.max),
-            step=m.last_step,
-            count=m.count,
-        )
+    stmt = select(
+        MetricSummary.run_id,
+        MetricSummary.key,
+        MetricSummary.last,
+        MetricSummary.min,
+        MetricSummary.max,
+        MetricSummary.last_step,
+        MetricSummary.count,
+    ).where(MetricSummary.run_id.in_(run_ids))
+    for run_id, key, last, lo, hi, step, count in session.execute(stmt):
+        out[run_id][key] = {
+            "last": "NaN" if last is None else finite_or_str(last),
+            "min": finite_or_str(lo),
+            "max": finite_or_str(hi),
+            "step": step,
+            "count": count,
+        }
     return out
 
 
-def runs_out(session: Session, runs: Sequence[Run]) -> list[RunOut]:
-    """Wire form of runs, with project, user and summaries in three queries."""
+def summaries(session: Session, run_ids: Sequence[str]) -> dict[str, dict[str, SummaryOut]]:
+    """Summaries of several runs' metrics, by run id then key."""
+    return {
+        rid: {k: SummaryOut.model_validate(v) for k, v in sums.items()}
+        for rid, sums in summary_rows(session, run_ids).items()
+    }
+
+
+def run_rows(
+    session: Session, runs: Sequence[Run], environment: bool = True
+) -> list[dict[str, Any]]:
+    """Wire form of runs as plain dicts (project, user and summaries in three queries).
+
+    Search results skip the environment (its package list dwarfs the rest of a run).
+    """
     ids = [r.id for r in runs]
-    sums = summaries(session, ids)
+    sums = summary_rows(session, ids)
     projects = {
         pid: name
         for pid, name in session.execute(
@@ -250,24 +296,29 @@ def runs_out(session: Session, runs: Sequence[Run]) -> list[RunOut]:
         )
     }
     return [
-        RunOut(
-            id=r.id,
-            project=projects[r.project_id],
-            name=r.name,
-            status=RunStatus(r.status),
-            config=r.config,
-            tags=r.tags,
-            notes=r.notes,
-            environment=r.environment,
-            user=users.get(r.created_by, ""),
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-            finished_at=r.finished_at,
-            heartbeat_at=r.heartbeat_at,
-            summary=sums[r.id],
-        )
+        {
+            "id": r.id,
+            "project": projects[r.project_id],
+            "name": r.name,
+            "status": r.status,
+            "config": r.config,
+            "tags": r.tags,
+            "notes": r.notes,
+            "environment": r.environment if environment else {},
+            "user": users.get(r.created_by, ""),
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "finished_at": r.finished_at,
+            "heartbeat_at": r.heartbeat_at,
+            "summary": sums[r.id],
+        }
         for r in runs
     ]
+
+
+def runs_out(session: Session, runs: Sequence[Run]) -> list[RunOut]:
+    """Wire form of runs, validated (for single-run replies)."""
+    return [RunOut.model_validate(row) for row in run_rows(session, runs)]
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[DiffRow]:
@@ -293,3 +344,24 @@ def diff_runs(session: Session, a_id: str, b_id: str) -> RunDiff:
             {k: b.environment.get(k) for k in env_keys if k in b.environment},
         ),
     )
+
+
+def project_keys(session: Session, project: str, recent: int = 1000) -> tuple[list[str], list[str]]:
+    """Config keys and metric keys of a project's ``recent`` newest runs, sorted (for pickers).
+
+    Bounded by ``recent`` so a project with many thousands of runs answers in milliseconds.
+    """
+    newest = (
+        select(Run.id)
+        .where(Run.project_id == get_project(session, project).id)
+        .order_by(Run.created_at.desc())
+        .limit(recent)
+        .scalar_subquery()
+    )
+    config = session.scalars(
+        select(ConfigValue.key).where(ConfigValue.run_id.in_(newest)).distinct()
+    )
+    metric = session.scalars(
+        select(MetricSummary.key).where(MetricSummary.run_id.in_(newest)).distinct()
+    )
+    return sorted(config), sorted(metric)
