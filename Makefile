@@ -18,11 +18,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) system-deps
 
-# PostgreSQL for the store tests (the suite starts its own server on 127.0.0.1).
+# PostgreSQL for the store tests (the suite starts its own server on 127.0.0.1), Chromium for
+# the browser tests of the web UI.
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  echo "installing Debian's postgresql"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@if ! test -x /usr/bin/chromium; then \
+	  echo "installing Debian's chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
 demo: setup
