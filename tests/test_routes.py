@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from tests.auth.test_auth_api import api_routes
 
 R = "{run}"
+MODEL = "/api/projects/{project}/models/{name}"
 # (method, route) -> (method, concrete url, kwargs, expected status) of a bad request.
 BAD: dict[tuple[str, str], tuple[str, dict[str, object], int]] = {
     ("GET", "/api/whoami"): ("/api/whoami", {"headers": {"authorization": "Bearer x"}}, 401),
@@ -45,9 +46,75 @@ BAD: dict[tuple[str, str], tuple[str, dict[str, object], int]] = {
     ("POST", "/api/runs/{run_id}/checkpoints"): (f"/api/runs/{R}/checkpoints", {"json": {}}, 422),
     ("GET", "/api/projects/{project}/members"): ("/api/projects/nope/members", {}, 404),
     ("PUT", "/api/projects/{project}/members/{user}"): (
-        "/api/projects/p/members/local", {"json": {"role": "king"}}, 422),
+        "/api/projects/p/members/local",
+        {"json": {"role": "king"}},
+        422,
+    ),
     ("DELETE", "/api/projects/{project}/members/{user}"): (
-        "/api/projects/p/members/local", {}, 422),
+        "/api/projects/p/members/local",
+        {},
+        422,
+    ),
+    ("GET", "/api/models"): ("/api/models", {"params": {"project": "nope"}}, 404),
+    ("GET", "/api/models/resolve"): ("/api/models/resolve", {"params": {"uri": "x"}}, 422),
+    ("POST", "/api/projects/{project}/models"): (
+        "/api/projects/p/models",
+        {"json": {"name": "a/b"}},
+        422,
+    ),
+    ("GET", MODEL): ("/api/projects/p/models/nope", {}, 404),
+    ("PATCH", MODEL): ("/api/projects/p/models/nope", {"json": {"tags": "x"}}, 422),
+    ("DELETE", MODEL): ("/api/projects/p/models/nope", {}, 404),
+    ("POST", MODEL + "/versions"): (
+        "/api/projects/p/models/m/versions",
+        {"json": {"source": "ftp://x"}},
+        422,
+    ),
+    ("GET", MODEL + "/versions"): ("/api/projects/p/models/nope/versions", {}, 404),
+    ("GET", MODEL + "/versions/{version}"): ("/api/projects/p/models/m/versions/x", {}, 422),
+    ("PATCH", MODEL + "/versions/{version}"): (
+        "/api/projects/p/models/m/versions/1",
+        {"json": {"status": "gone"}},
+        422,
+    ),
+    ("DELETE", MODEL + "/versions/{version}"): ("/api/projects/p/models/m/versions/1", {}, 404),
+    ("GET", MODEL + "/versions/{version}/files/{path}"): (
+        "/api/projects/p/models/m/versions/1/files/a",
+        {},
+        404,
+    ),
+    ("PUT", MODEL + "/aliases/{alias}"): (
+        "/api/projects/p/models/m/aliases/UP",
+        {"json": {"version": 1}},
+        422,
+    ),
+    ("DELETE", MODEL + "/aliases/{alias}"): ("/api/projects/p/models/m/aliases/UP", {}, 422),
+    ("POST", MODEL + "/alias-requests"): (
+        "/api/projects/p/models/m/alias-requests",
+        {"json": {"alias": "a"}},
+        422,
+    ),
+    ("GET", "/api/projects/{project}/alias-requests"): ("/api/projects/no/alias-requests", {}, 404),
+    ("POST", "/api/alias-requests/{request_id}/approve"): (
+        "/api/alias-requests/x/approve",
+        {"json": {}},
+        404,
+    ),
+    ("POST", "/api/alias-requests/{request_id}/reject"): (
+        "/api/alias-requests/x/reject",
+        {"json": {"note": 5}},
+        422,
+    ),
+    ("GET", "/api/projects/{project}/protected-aliases"): (
+        "/api/projects/no/protected-aliases",
+        {},
+        404,
+    ),
+    ("PUT", "/api/projects/{project}/protected-aliases"): (
+        "/api/projects/p/protected-aliases",
+        {"json": {"aliases": ["Bad!"]}},
+        422,
+    ),
     ("GET", "/api/audit"): ("/api/audit", {"params": {"since": "yesterday"}}, 422),
     ("GET", "/api/runs/{run_id}/checkpoints"): (
         f"/api/runs/{R}/checkpoints",

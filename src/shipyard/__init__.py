@@ -15,10 +15,25 @@ from typing import Any, Literal
 from shipyard.client._client import Client, RunView
 from shipyard.client._config import ClientSettings
 from shipyard.client._media import Image
+from shipyard.client._models import load_model
 from shipyard.client._run import Run
+from shipyard.packages import PythonModel, save_model
 
 __version__ = "0.1.0"
-__all__ = ["Client", "ClientSettings", "Image", "Run", "RunView", "finish", "init", "log", "run"]
+__all__ = [
+    "Client",
+    "ClientSettings",
+    "Image",
+    "PythonModel",
+    "Run",
+    "RunView",
+    "finish",
+    "init",
+    "load_model",
+    "log",
+    "run",
+    "save_model",
+]
 
 run: Run | None = None
 

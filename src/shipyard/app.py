@@ -21,6 +21,7 @@ from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.errors import ShipyardError, Unavailable, Unprocessable
 from shipyard.observability import HttpMetrics
+from shipyard.registry.api import router as registry_router
 from shipyard.runtime import Runtime
 from shipyard.storage import Storage
 from shipyard.tracking.api import router as tracking_router
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(tracking_router)
     app.include_router(members_router)
+    app.include_router(registry_router)
     app.include_router(audit_router)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from shipyard.audit.cli import audit_app
 from shipyard.auth.cli import tokens_app, users_app
 from shipyard.client._config import ClientSettings
 from shipyard.config import AuthMode, Settings
 from shipyard.errors import ShipyardError
+from shipyard.registry.cli import models_app
 from shipyard.tracking.cli import artifacts_app, projects_app, runs_app, sync
 
 app = typer.Typer(
@@ -28,6 +30,8 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(projects_app, name="projects")
 app.add_typer(runs_app, name="runs")
 app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(models_app, name="models")
+app.add_typer(audit_app, name="audit")
 app.command("sync")(sync)
 err = Console(stderr=True)
 

@@ -102,6 +102,27 @@ class Storage:
             while chunk := f.read(CHUNK):
                 yield chunk
 
+    def copy(self, src: str, dst: str) -> None:
+        """Copy a blob inside the store (server-side on S3)."""
+        full = self._full(dst)
+        if self.local:
+            self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
+        try:
+            self.fs.copy(self._full(src), full)
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {src!r} does not exist") from exc
+
+    def read_bytes(self, path: str) -> bytes:
+        """A whole (small) blob."""
+        with self.open(path) as f:
+            return f.read()
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every blob under ``prefix``."""
+        full = self._full(prefix)
+        if self.fs.exists(full):
+            self.fs.rm(full, recursive=True)
+
     def delete(self, path: str) -> None:
         """Remove a blob if it exists."""
         full = self._full(path)

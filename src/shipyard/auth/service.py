@@ -47,6 +47,14 @@ def user_by_id(session: Session, user_id: str) -> User:
     return user
 
 
+def user_names(session: Session, user_ids: set[str]) -> dict[str, str]:
+    """Names of users by id (for replies that show who did what)."""
+    if not user_ids:
+        return {}
+    return {uid: name for uid, name in session.execute(
+        select(User.id, User.name).where(User.id.in_(user_ids)))}
+
+
 def list_users(session: Session) -> list[User]:
     """Every user, by name."""
     return list(session.scalars(select(User).order_by(User.name)))

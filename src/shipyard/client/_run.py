@@ -225,6 +225,24 @@ class Run:
         self._spool.add_file(self._next_seq(), meta, src)
         return target
 
+    @property
+    def http(self) -> Http:
+        """The run's connection to the server."""
+        return self._http
+
+    def upload_file(self, src: Path, target: str) -> str:
+        """Upload one file now (no spooling): used where the server must have it at once."""
+        if not self._created:
+            raise ServerUnreachable(f"run {self.id} is not on the server yet; cannot upload")
+        return self._upload(src, target, spool_on_failure=False)
+
+    def log_model(self, model: Any, name: str | None = None, **kwargs: Any) -> Any:
+        """Package a model (torch module, ONNX model, PythonModel), upload it as ``model/``,
+        and register it as a new version of ``name``; returns the version (a dict)."""
+        from shipyard.client._models import log_model
+
+        return log_model(self, model, name, **kwargs)
+
     def _online(self) -> bool:
         return self._created and time.monotonic() >= self._offline_until
 

@@ -25,7 +25,9 @@ from shipyard.client._http import Http
 from shipyard.client._spool import deliver, spooled_runs
 from shipyard.errors import Unprocessable
 
-projects_app = typer.Typer(help="Projects.", no_args_is_help=True)
+projects_app = typer.Typer(help="Projects and their members.", no_args_is_help=True)
+members_app = typer.Typer(help="Who has which role in a project.", no_args_is_help=True)
+projects_app.add_typer(members_app, name="members")
 runs_app = typer.Typer(help="Search, inspect and compare runs.", no_args_is_help=True)
 artifacts_app = typer.Typer(help="Files stored with runs.", no_args_is_help=True)
 out = Console()
@@ -70,6 +72,45 @@ def list_projects() -> None:
     for p in projects:
         table.add_row(p["name"], str(p["runs"]), p["created_at"][:10])
     out.print(table)
+
+
+@projects_app.command("create")
+def create_project(name: str, description: Annotated[str, typer.Option()] = "") -> None:
+    """Create a project; you become its owner."""
+    with Client() as client:
+        client.http.json("POST", "/api/projects", {"name": name, "description": description})
+    out.print(f"created project {name}")
+
+
+@members_app.command("ls")
+def list_members(project: str) -> None:
+    """Members of a project and their roles."""
+    with Client() as client:
+        rows = client.http.json("GET", f"/api/projects/{project}/members")
+    table = Table("user", "role")
+    for r in rows:
+        table.add_row(r["user"], r["role"])
+    out.print(table)
+
+
+@members_app.command("add")
+def add_member(
+    project: str,
+    user: str,
+    role: Annotated[str, typer.Option(help="viewer, developer, maintainer or owner")] = "viewer",
+) -> None:
+    """Give a user a role in a project (owners only); also changes an existing role."""
+    with Client() as client:
+        client.http.json("PUT", f"/api/projects/{project}/members/{user}", {"role": role})
+    out.print(f"{user} is {role} in {project}")
+
+
+@members_app.command("rm")
+def remove_member(project: str, user: str) -> None:
+    """Take a user out of a project (owners only)."""
+    with Client() as client:
+        client.http.json("DELETE", f"/api/projects/{project}/members/{user}")
+    out.print(f"removed {user} from {project}")
 
 
 @runs_app.command("ls")

@@ -1,0 +1,1 @@
+"""The model registry: registered models, numbered versions, aliases, approvals and lineage."""
