@@ -1,4 +1,4 @@
-"""Registry flows over HTTP: versions from runs, lineage, aliases, approvals, resolution, bad input."""
+"""Registry over HTTP: versions from runs, lineage, aliases, approvals, resolution, bad input."""
 
 from __future__ import annotations
 

@@ -192,7 +192,7 @@ def delete(
 
 @models_app.command("protect")
 def protect(aliases: list[str], project: ProjectOpt = None) -> None:
-    """Set the project's protected aliases (owners): `shipyard models protect champion production`."""
+    """Set the project's protected aliases (owners only)."""
     with Client() as c:
         r = c.http.json(
             "PUT", f"/api/projects/{_project(project)}/protected-aliases", {"aliases": aliases}
