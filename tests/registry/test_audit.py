@@ -1,4 +1,4 @@
-"""Every mutating route writes exactly one audit record, with the right actor, in its transaction."""
+"""Each mutating route writes one audit record with the right actor, in its transaction."""
 
 from __future__ import annotations
 
