@@ -39,6 +39,7 @@ test: setup
 bench: setup
 	mkdir -p .bench
 	$(PY) benchmarks/tracking.py --json .bench/tracking.json
+	$(PY) benchmarks/ui.py --json .bench/ui.json
 
 lint: setup
 	$(VENV)/bin/ruff format --check src tests benchmarks examples

@@ -36,9 +36,7 @@ def api_names(seeded: Seeded, **query: object) -> list[str]:
         return [r.name for r in client.runs(PROJECT, **query)]  # type: ignore[arg-type]
 
 
-def test_overview_lists_projects_with_run_counts_and_recent_runs(
-    tab: Tab, seeded: Seeded, tmp_path: Path
-) -> None:
+def test_overview_lists_projects_with_run_counts_and_recent_runs(tab: Tab) -> None:
     tab.goto("/")
     page = tab.page
     row = page.locator("table.projects tbody tr", has=page.get_by_role("link", name=PROJECT))
@@ -46,15 +44,15 @@ def test_overview_lists_projects_with_run_counts_and_recent_runs(
     expect(row.locator(".chip")).to_have_count(3)
     expect(row.locator(".chip").first).to_contain_text("mlp-11")
     expect(page.get_by_role("link", name="resnet-featured").first).to_be_visible()
-    screenshot(tab, "overview.png", tmp_path)
 
 
 def test_runs_table_filters_with_the_api_language_and_sorts_by_clicking(
-    tab: Tab, seeded: Seeded
+    tab: Tab, seeded: Seeded, tmp_path: Path
 ) -> None:
     tab.goto(f"/projects/{PROJECT}/runs")
     page = tab.page
     expect(page.locator("table.runs tbody tr")).to_have_count(12)
+    screenshot(tab, "runs.png", tmp_path)
 
     query = "config.lr < 0.05 and summary.val/acc > 0.85"
     page.get_by_label("Filter").fill(query)
@@ -120,6 +118,7 @@ def test_select_runs_and_compare_them(tab: Tab, seeded: Seeded, tmp_path: Path) 
     # the selection survives the table being swapped by a sort
     sort_header(tab, "name").get_by_role("link").click()
     expect(sort_header(tab, "name")).to_have_attribute("aria-sort", "ascending")
+    expect(page.get_by_label("Select mlp-08")).to_be_checked()  # restored after the swap
     page.get_by_label("Select mlp-08").uncheck()
     expect(page.get_by_label("Select mlp-03")).to_be_checked()
     expect(page.locator("#selected-count")).to_have_text("2 selected")
@@ -136,6 +135,7 @@ def test_select_runs_and_compare_them(tab: Tab, seeded: Seeded, tmp_path: Path) 
         assert drawn_pixels(chart, SERIES_BLUE) > 100  # the first run's line
         assert drawn_pixels(chart, (0xF2, 0x8E, 0x2B)) > 100  # the second run's line
     expect(charts.first.locator(".u-legend")).to_contain_text("mlp-07")
+    screenshot(tab, "compare.png", tmp_path)
 
     lr = page.locator("table.diff-table tr", has=page.locator("th", has_text=re.compile("^lr$")))
     expect(lr).to_have_class("differs")
@@ -147,7 +147,6 @@ def test_select_runs_and_compare_them(tab: Tab, seeded: Seeded, tmp_path: Path) 
 
     expect(page.locator("svg.parcoords")).to_have_attribute("data-drawn", "1")
     expect(page.locator("svg.parcoords path.line")).to_have_count(2)
-    screenshot(tab, "compare.png", tmp_path)
 
 
 def test_run_page_draws_every_section(tab: Tab, seeded: Seeded, tmp_path: Path) -> None:

@@ -165,7 +165,8 @@
     const state = { el: el, specs: JSON.parse(el.dataset.series), datas: null, u: null, started: false };
     el._chart = state;
     charts.add(state);
-    if (observer) observer.observe(el);
+    const near = el.getBoundingClientRect().top < window.innerHeight + 300;
+    if (observer && !near) observer.observe(el); // charts further down load when scrolled to
     else { state.started = true; load(state, false); }
   }
 
@@ -194,7 +195,8 @@
   }
 
   function initControls(root) {
-    for (const input of root.querySelectorAll("[data-smoothing]")) {
+    for (const input of root.querySelectorAll("[data-smoothing]:not([data-bound])")) {
+      input.dataset.bound = "1";
       const out = input.parentElement.querySelector("[data-smoothing-value]");
       input.addEventListener("input", () => {
         settings.smoothing = Number(input.value);
@@ -202,7 +204,8 @@
         rebuildAll();
       });
     }
-    for (const select of root.querySelectorAll("[data-xaxis]")) {
+    for (const select of root.querySelectorAll("[data-xaxis]:not([data-bound])")) {
+      select.dataset.bound = "1";
       select.addEventListener("change", () => { settings.x = select.value; rebuildAll(); });
     }
   }
@@ -422,6 +425,8 @@
     }
   }
 
-  if (window.htmx) htmx.onLoad(init);
-  else document.addEventListener("DOMContentLoaded", () => init(document.body));
+  // This script is deferred: the document is parsed, so start (charts first) without waiting
+  // for htmx's load event; htmx.onLoad then covers the fragments it swaps in later.
+  init(document.body);
+  if (window.htmx) htmx.onLoad((elt) => { if (elt !== document.body) init(elt); });
 })();
