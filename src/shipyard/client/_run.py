@@ -112,6 +112,7 @@ class Run:
         self._seqs = itertools.count(time.time_ns() // 1000)
         self._session = uuid.uuid4().hex[:12]  # batch ids stay unique across resumes
         self._pending: deque[Path] = deque()
+        self._busy = False  # the sender is between taking items off the queue and sending them
         self._offline_until = math.inf if mode == "offline" else 0.0
         self._backoff = 0.5
         self._last_contact = time.monotonic()
@@ -238,10 +239,26 @@ class Run:
 
     def log_model(self, model: Any, name: str | None = None, **kwargs: Any) -> Any:
         """Package a model (torch module, ONNX model, PythonModel), upload it as ``model/``,
-        and register it as a new version of ``name``; returns the version (a dict)."""
+        and register it as a new version of ``name``; returns the version (a dict).
+
+        Metrics logged before the call are delivered first, so the version's lineage has them.
+        """
         from shipyard.client._models import log_model
 
+        self.flush()
         return log_model(self, model, name, **kwargs)
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until everything logged so far reached the server; False if it could not."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self._queue and not self._pending and not self._busy:
+                return True
+            if time.monotonic() < self._offline_until:
+                return False
+            self._wake.set()
+            time.sleep(0.002)
+        return False
 
     def _online(self) -> bool:
         return self._created and time.monotonic() >= self._offline_until
@@ -292,11 +309,14 @@ class Run:
             self._wake.wait(FLUSH_INTERVAL_S)
             self._wake.clear()
             stopping = self._stopping.is_set()
+            self._busy = True
             try:
                 self._flush_queue()
                 self._drain(final=stopping)
             except Exception as exc:  # the sender must outlive any single failure
                 print(f"shipyard: sender error: {exc!r}", file=sys.stderr)
+            finally:
+                self._busy = False
             if stopping and not self._queue:
                 return
 
