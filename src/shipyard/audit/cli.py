@@ -26,19 +26,8 @@ def list_audit(
     limit: Annotated[int, typer.Option()] = 100,
 ) -> None:
     """Audit records, newest first (a project's for maintainers, all for admins)."""
-    params = {
-        k: v
-        for k, v in {
-            "project": project,
-            "since": since,
-            "actor": actor,
-            "action": action,
-            "limit": limit,
-        }.items()
-        if v
-    }
     with Client() as c:
-        rows = c.http.json("GET", "/api/audit", params=params)
+        rows = c.audit(project, since=since, actor=actor, action=action, limit=limit)
     table = Table("time", "actor", "action", "object", "project", "change", "client")
     for r in rows:
         change = json.dumps(

@@ -188,6 +188,105 @@ class Client:
         result: dict[str, Any] = self.http.json("GET", f"/api/runs/{a}/diff/{b}")
         return result
 
+    # -- registry (MLflow's words) -------------------------------------------------------------
+
+    def models(self, project: str | None = None, query: str | None = None) -> list[dict[str, Any]]:
+        """Registered models with their latest version and aliases."""
+        params = {k: v for k, v in {"project": project, "q": query}.items() if v}
+        result: list[dict[str, Any]] = self.http.json("GET", "/api/models", params=params)
+        return result
+
+    def model(self, project: str, name: str) -> dict[str, Any]:
+        """A registered model with its versions, aliases and card."""
+        result: dict[str, Any] = self.http.json("GET", f"/api/projects/{project}/models/{name}")
+        return result
+
+    def model_version(self, uri: str) -> dict[str, Any]:
+        """The version a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI names."""
+        result: dict[str, Any] = self.http.json("GET", "/api/models/resolve", params={"uri": uri})
+        return result
+
+    def set_alias(self, project: str, name: str, alias: str, version: int) -> dict[str, Any]:
+        """Point ``alias`` at ``version`` (a protected alias needs a maintainer)."""
+        result: dict[str, Any] = self.http.json(
+            "PUT", f"/api/projects/{project}/models/{name}/aliases/{alias}", {"version": version}
+        )
+        return result
+
+    def delete_alias(self, project: str, name: str, alias: str) -> None:
+        """Remove an alias."""
+        self.http.json("DELETE", f"/api/projects/{project}/models/{name}/aliases/{alias}")
+
+    def request_alias(
+        self, project: str, name: str, alias: str, version: int, reason: str = ""
+    ) -> dict[str, Any]:
+        """Ask a maintainer to move a protected alias."""
+        result: dict[str, Any] = self.http.json(
+            "POST",
+            f"/api/projects/{project}/models/{name}/alias-requests",
+            {"alias": alias, "version": version, "reason": reason},
+        )
+        return result
+
+    def alias_requests(self, project: str, status: str | None = None) -> list[dict[str, Any]]:
+        """A project's alias requests, newest first."""
+        result: list[dict[str, Any]] = self.http.json(
+            "GET",
+            f"/api/projects/{project}/alias-requests",
+            params={"status": status} if status else {},
+        )
+        return result
+
+    def decide(self, request_id: str, approve: bool, note: str = "") -> dict[str, Any]:
+        """Approve (the alias moves) or reject an alias request."""
+        verb = "approve" if approve else "reject"
+        result: dict[str, Any] = self.http.json(
+            "POST", f"/api/alias-requests/{request_id}/{verb}", {"note": note}
+        )
+        return result
+
+    def update_version(
+        self, project: str, name: str, version: int, **fields: Any
+    ) -> dict[str, Any]:
+        """Describe, tag, archive (``status="archived"``) or restore a version."""
+        result: dict[str, Any] = self.http.json(
+            "PATCH", f"/api/projects/{project}/models/{name}/versions/{version}", fields
+        )
+        return result
+
+    def delete_model(self, project: str, name: str, version: int | None = None) -> None:
+        """Delete one version, or the whole model."""
+        url = f"/api/projects/{project}/models/{name}"
+        self.http.json("DELETE", url + (f"/versions/{version}" if version else ""))
+
+    def protect_aliases(self, project: str, aliases: list[str]) -> list[str]:
+        """Choose the project's protected aliases (owners)."""
+        result = self.http.json(
+            "PUT", f"/api/projects/{project}/protected-aliases", {"aliases": aliases}
+        )
+        return list(result["aliases"])
+
+    # -- governance -----------------------------------------------------------------------------
+
+    def members(self, project: str) -> list[dict[str, Any]]:
+        """Members of a project with their roles."""
+        result: list[dict[str, Any]] = self.http.json("GET", f"/api/projects/{project}/members")
+        return result
+
+    def set_member(self, project: str, user: str, role: str) -> None:
+        """Give a user a role in a project (owners)."""
+        self.http.json("PUT", f"/api/projects/{project}/members/{user}", {"role": role})
+
+    def remove_member(self, project: str, user: str) -> None:
+        """Take a user out of a project (owners)."""
+        self.http.json("DELETE", f"/api/projects/{project}/members/{user}")
+
+    def audit(self, project: str | None = None, **filters: Any) -> list[dict[str, Any]]:
+        """Audit records, newest first (``since="1d"``, ``actor=``, ``action=``, ``limit=``)."""
+        params = {k: v for k, v in {"project": project, **filters}.items() if v}
+        result: list[dict[str, Any]] = self.http.json("GET", "/api/audit", params=params)
+        return result
+
     def close(self) -> None:
         """Close the connection pool."""
         self.http.close()

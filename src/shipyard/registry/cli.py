@@ -29,18 +29,13 @@ def _project(project: str | None) -> str:
     return project
 
 
-def _model_url(project: str | None, name: str) -> str:
-    return f"/api/projects/{_project(project)}/models/{name}"
-
-
 @models_app.command("ls")
 def list_models(
     project: ProjectOpt = None, query: Annotated[str | None, typer.Option("--query", "-q")] = None
 ) -> None:
     """Models with their latest version and aliases."""
     with Client() as c:
-        params = {k: v for k, v in {"project": project, "q": query}.items() if v}
-        models = c.http.json("GET", "/api/models", params=params)
+        models = c.models(project, query)
     table = Table("project", "name", "latest", "aliases", "description")
     for m in models:
         aliases = ", ".join(f"{a}→{v}" for a, v in sorted(m["aliases"].items()))
@@ -54,7 +49,7 @@ def list_models(
 def show_model(name: str, project: ProjectOpt = None) -> None:
     """Versions, aliases, source-run metrics, lineage and the model card."""
     with Client() as c:
-        m = c.http.json("GET", _model_url(project, name))
+        m = c.model(_project(project), name)
     out.print(f"[bold]{m['name']}[/] in [cyan]{m['project']}[/]  {m['description']}")
     table = Table("version", "status", "flavor", "aliases", "run", "metrics", "parent", "created")
     for v in m["versions"]:
@@ -84,7 +79,7 @@ def _num(x: Any) -> str:
 def set_alias(name: str, alias: str, version: int, project: ProjectOpt = None) -> None:
     """Point an alias at a version (a protected alias needs a maintainer)."""
     with Client() as c:
-        c.http.json("PUT", f"{_model_url(project, name)}/aliases/{alias}", {"version": version})
+        c.set_alias(_project(project), name, alias, version)
     out.print(f"{name}@{alias} → version {version}")
 
 
@@ -92,7 +87,7 @@ def set_alias(name: str, alias: str, version: int, project: ProjectOpt = None) -
 def delete_alias(name: str, alias: str, project: ProjectOpt = None) -> None:
     """Remove an alias."""
     with Client() as c:
-        c.http.json("DELETE", f"{_model_url(project, name)}/aliases/{alias}")
+        c.delete_alias(_project(project), name, alias)
     out.print(f"removed {name}@{alias}")
 
 
@@ -106,11 +101,7 @@ def request_alias(
 ) -> None:
     """Ask a maintainer to move a protected alias; prints the request id."""
     with Client() as c:
-        r = c.http.json(
-            "POST",
-            f"{_model_url(project, name)}/alias-requests",
-            {"alias": alias, "version": version, "reason": reason},
-        )
+        r = c.request_alias(_project(project), name, alias, version, reason)
     out.print(f"request {r['id']}: {name}@{alias} → {version} (pending)")
 
 
@@ -121,11 +112,7 @@ def list_requests(
 ) -> None:
     """Alias requests of a project."""
     with Client() as c:
-        rows = c.http.json(
-            "GET",
-            f"/api/projects/{_project(project)}/alias-requests",
-            params={"status": status} if status else {},
-        )
+        rows = c.alias_requests(_project(project), status)
     table = Table("id", "model", "alias", "version", "status", "by", "reason", "decided by")
     for r in rows:
         table.add_row(
@@ -143,7 +130,7 @@ def list_requests(
 
 def _decide(request_id: str, verb: str, note: str) -> None:
     with Client() as c:
-        r = c.http.json("POST", f"/api/alias-requests/{request_id}/{verb}", {"note": note})
+        r = c.decide(request_id, verb == "approve", note)
     out.print(f"request {r['id']} {r['status']}: {r['model']}@{r['alias']} → {r['version']}")
 
 
@@ -169,7 +156,7 @@ def archive(
     """Archive a version (or bring it back with --restore)."""
     status = "ready" if restore else "archived"
     with Client() as c:
-        c.http.json("PATCH", f"{_model_url(project, name)}/versions/{version}", {"status": status})
+        c.update_version(_project(project), name, version, status=status)
     out.print(f"{name} version {version}: {status}")
 
 
@@ -184,9 +171,8 @@ def delete(
     what = f"{name} version {version}" if version else f"model {name} and all its versions"
     if not yes and not typer.confirm(f"delete {what}?"):
         raise typer.Exit(1)
-    url = _model_url(project, name) + (f"/versions/{version}" if version else "")
     with Client() as c:
-        c.http.json("DELETE", url)
+        c.delete_model(_project(project), name, version)
     out.print(f"deleted {what}")
 
 
@@ -194,7 +180,5 @@ def delete(
 def protect(aliases: list[str], project: ProjectOpt = None) -> None:
     """Set the project's protected aliases (owners only)."""
     with Client() as c:
-        r = c.http.json(
-            "PUT", f"/api/projects/{_project(project)}/protected-aliases", {"aliases": aliases}
-        )
-    out.print(f"protected: {', '.join(r['aliases']) or '(none)'}")
+        protected = c.protect_aliases(_project(project), aliases)
+    out.print(f"protected: {', '.join(protected) or '(none)'}")

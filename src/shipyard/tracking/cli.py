@@ -86,7 +86,7 @@ def create_project(name: str, description: Annotated[str, typer.Option()] = "") 
 def list_members(project: str) -> None:
     """Members of a project and their roles."""
     with Client() as client:
-        rows = client.http.json("GET", f"/api/projects/{project}/members")
+        rows = client.members(project)
     table = Table("user", "role")
     for r in rows:
         table.add_row(r["user"], r["role"])
@@ -101,7 +101,7 @@ def add_member(
 ) -> None:
     """Give a user a role in a project (owners only); also changes an existing role."""
     with Client() as client:
-        client.http.json("PUT", f"/api/projects/{project}/members/{user}", {"role": role})
+        client.set_member(project, user, role)
     out.print(f"{user} is {role} in {project}")
 
 
@@ -109,7 +109,7 @@ def add_member(
 def remove_member(project: str, user: str) -> None:
     """Take a user out of a project (owners only)."""
     with Client() as client:
-        client.http.json("DELETE", f"/api/projects/{project}/members/{user}")
+        client.remove_member(project, user)
     out.print(f"removed {user} from {project}")
 
 
