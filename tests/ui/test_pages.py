@@ -55,6 +55,7 @@ def test_runs_table_filters_with_the_api_language_and_sorts_by_clicking(
     screenshot(tab, "runs.png", tmp_path)
 
     query = "config.lr < 0.05 and summary.val/acc > 0.85"
+    visited = page.evaluate("history.length")
     page.get_by_label("Filter").fill(query)
     page.get_by_label("Filter").press("Enter")
     expected = api_names(seeded, filter=query)
@@ -62,6 +63,7 @@ def test_runs_table_filters_with_the_api_language_and_sorts_by_clicking(
     expect(page.locator("#runs-count")).to_have_text(re.compile(f"of {len(expected)}$"))
     assert names(tab) == expected
     assert parse_qs(urlsplit(page.url).query)["filter"] == [query]
+    assert page.evaluate("history.length") == visited + 1  # one entry: Back undoes the filter
 
     header = sort_header(tab, "summary.val/acc")
     header.get_by_role("link").click()

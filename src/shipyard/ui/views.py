@@ -104,10 +104,12 @@ class Column:
 
     @property
     def kind(self) -> str:
+        """``config`` or ``summary``."""
         return self.field.partition(".")[0]
 
     @property
     def key(self) -> str:
+        """The config path or metric key."""
         return self.field.partition(".")[2]
 
     def value(self, run: RunOut, flat_config: dict[str, Any]) -> Any:
@@ -195,6 +197,7 @@ class ChartSpec:
 
     @property
     def data(self) -> str:
+        """The series as JSON, for the chart's ``data-series`` attribute."""
         return json.dumps(self.series)
 
 
@@ -241,6 +244,7 @@ class Gallery:
 
     @property
     def data(self) -> str:
+        """Steps and images as JSON, for the gallery's ``data-gallery`` attribute."""
         return json.dumps(
             {"steps": self.steps, "items": {str(k): v for k, v in self.items.items()}}
         )
@@ -278,6 +282,7 @@ class Folder:
 
     @property
     def count(self) -> int:
+        """Files in this folder and below."""
         return len(self.files) + sum(f.count for f in self.folders.values())
 
 
