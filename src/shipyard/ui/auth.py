@@ -83,9 +83,8 @@ async def login(request: Request, rt: RuntimeDep) -> Response:
             raise Unauthorized("paste an API token")
         with rt.db.read() as s:
             service.authenticate(s, token)
-    except Unauthorized as exc:
-        context = {"next": target, "error": exc.detail}
-        return render(request, "login.html", context, status=401)
+    except Unauthorized as exc:  # the form again, with the reason (200: a form error, not a fault)
+        return render(request, "login.html", {"next": target, "error": exc.detail})
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
