@@ -171,9 +171,14 @@ class Run:
 
     def log_series(self, key: str, steps: Any, values: Any, timestamps: Any | None = None) -> None:
         """Record many points of one metric at once (the bulk path); arrays or lists."""
-        s = np.asarray(steps, dtype=np.int64)
-        v = np.asarray(values, dtype=np.float64)
-        t = np.full(len(s), time.time()) if timestamps is None else np.asarray(timestamps, float)
+        # Contiguous copies: the caller may pass strided views, and may reuse its buffers.
+        s = np.array(steps, dtype=np.int64, order="C")
+        v = np.array(values, dtype=np.float64, order="C")
+        t = (
+            np.full(len(s), time.time())
+            if timestamps is None
+            else np.array(timestamps, dtype=np.float64, order="C")
+        )
         if not len(s) == len(v) == len(t):
             raise ValueError(f"log_series({key!r}): steps, values and timestamps differ in length")
         self._queue.append((_SERIES, key, s, v, t))

@@ -113,6 +113,18 @@ class LoadedModel:
     def signature(self) -> Signature:
         return self.manifest.signature
 
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run on inputs already checked by ``signature.prepare``; outputs by name (serving)."""
+        if self.manifest.flavor != "python":
+            return self._run(inputs)  # type: ignore[no-any-return]
+        out = self._run(inputs if len(inputs) > 1 else next(iter(inputs.values())))
+        if isinstance(out, dict):
+            return {k: np.asarray(v) for k, v in out.items()}
+        names = [t.name for t in self.signature.outputs] or ["output"]
+        if isinstance(out, list | tuple) and len(names) == len(out) > 1:
+            return {n: np.asarray(v) for n, v in zip(names, out, strict=True)}
+        return {names[0]: np.asarray(out)}
+
     def predict(self, inputs: Any) -> Any:
         """numpy in (an array, or a dict by input name), numpy out (a dict for several outputs)."""
         if self.manifest.flavor == "python":

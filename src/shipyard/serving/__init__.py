@@ -1,0 +1,1 @@
+"""Serving: model versions as inference endpoints (replicas, batching, canary, protocols)."""

@@ -1,0 +1,138 @@
+"""Dynamic batching inside a replica: requests queue, merge, run once, and split back.
+
+State owned: the queue of pending requests of one replica. One consumer takes the oldest
+request, then keeps taking until the batch holds ``max_batch_size`` rows or ``max_delay_ms``
+passed since that oldest request arrived; requests whose inputs cannot be stacked with the
+batch (other non-batch dimensions) wait for the next one. Inference runs in a worker thread,
+off the event loop; while it runs, new requests queue, so batches grow with load and stay
+at one request when idle (no added latency at concurrency 1 beyond the queue hop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Inputs = dict[str, np.ndarray]
+Outputs = dict[str, np.ndarray]
+Result = tuple[Outputs, int]  # a request's outputs and the rows of the batch it ran in
+
+
+@dataclass
+class _Pending:
+    inputs: Inputs
+    rows: int
+    key: tuple[tuple[int, ...], ...]
+    arrived: float
+    future: asyncio.Future[Result] = field(repr=False)
+
+
+class Batcher:
+    """Merges concurrent requests for ``run`` into batches of at most ``max_batch_size`` rows."""
+
+    def __init__(
+        self, run: Callable[[Inputs], Outputs], max_batch_size: int = 32, max_delay_ms: float = 5.0
+    ) -> None:
+        self._run = run
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_delay_s = max(0.0, max_delay_ms) / 1000
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="shipyard-infer")
+        self._task: asyncio.Task[None] | None = None
+        self.on_batch: Callable[[int, int], None] | None = None  # (rows, requests) observer
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting for a batch."""
+        return len(self._queue)
+
+    async def submit(self, inputs: Inputs, rows: int) -> Result:
+        """Queue one request's inputs (``rows`` of them); its outputs and its batch's size."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+        key = tuple(a.shape[1:] for a in inputs.values())
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(inputs, rows, key, time.monotonic(), future))
+        self._wake.set()
+        return await future
+
+    def _take(self) -> list[_Pending]:
+        first = self._queue[0]
+        batch: list[_Pending] = []
+        rest: list[_Pending] = []
+        total = 0
+        for item in self._queue:
+            if item.key == first.key and (not batch or total + item.rows <= self.max_batch_size):
+                batch.append(item)
+                total += item.rows
+            else:
+                rest.append(item)
+        self._queue = rest
+        return batch
+
+    def _ready_rows(self) -> int:
+        first = self._queue[0]
+        return sum(i.rows for i in self._queue if i.key == first.key)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            deadline = self._queue[0].arrived + self.max_delay_s
+            while self._ready_rows() < self.max_batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), remaining)
+                except TimeoutError:
+                    break
+            batch = self._take()
+            names = list(batch[0].inputs)
+            merged = {
+                n: (
+                    batch[0].inputs[n]
+                    if len(batch) == 1
+                    else np.concatenate([b.inputs[n] for b in batch])
+                )
+                for n in names
+            }
+            try:
+                outputs = await loop.run_in_executor(self._executor, self._run, merged)
+            except Exception as exc:  # the model failed on this batch: each request learns why
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            total = sum(b.rows for b in batch)
+            if self.on_batch is not None:
+                self.on_batch(total, len(batch))
+            start = 0
+            for item in batch:
+                end = start + item.rows
+                if not item.future.done():
+                    item.future.set_result(({k: v[start:end] for k, v in outputs.items()}, total))
+                start = end
+
+    async def close(self) -> None:
+        """Stop batching; pending requests fail."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for item in self._queue:
+            if not item.future.done():
+                item.future.set_exception(RuntimeError("the replica is shutting down"))
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,202 @@
+"""A replica: one model package behind every protocol, with dynamic batching, in its own process.
+
+State owned: the loaded model and its batching queue. The controller starts replicas as
+``python -m shipyard.serving.replica --package DIR --port P`` and the router forwards requests
+to them; ``shipyard serve DIR`` runs the same app standalone (the container entrypoint).
+Inference never runs on the event loop, and the GIL of one replica never serialises another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shipyard.errors import PayloadTooLarge, ShipyardError
+from shipyard.packages import LoadedModel, load_package
+from shipyard.serving.batching import Batcher
+from shipyard.serving.protocols import dumps, hf, rows, tfserving, v2
+
+log = logging.getLogger("shipyard.replica")
+PROBLEM = "application/problem+json"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _problem(exc: ShipyardError, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        dumps(exc.problem()), status_code=exc.status, media_type=PROBLEM, headers=headers
+    )
+
+
+def create_replica_app(
+    model: LoadedModel,
+    name: str = "model",
+    version: int | None = None,
+    max_batch_size: int = 32,
+    max_delay_ms: float = 5.0,
+    max_body_bytes: int = 64 << 20,
+) -> Starlette:
+    """The replica's ASGI app for one loaded model."""
+    batcher = Batcher(model.run, max_batch_size, max_delay_ms)
+    signature = model.signature
+    versions = [version] if version is not None else [1]
+    registry = CollectorRegistry()
+    batch_rows = Histogram(
+        "shipyard_replica_batch_size",
+        "Rows per executed batch.",
+        registry=registry,
+        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    )
+    batcher.on_batch = lambda total, _requests: batch_rows.observe(total)
+
+    async def body_of(request: Request) -> bytes:
+        body = await request.body()
+        if len(body) > max_body_bytes:
+            raise PayloadTooLarge(f"the request body is larger than {max_body_bytes} bytes")
+        return body
+
+    def reply(payload: Any, batch: int) -> Response:
+        return Response(
+            dumps(payload), media_type="application/json", headers={"x-batch-size": str(batch)}
+        )
+
+    def guarded(handler: Handler) -> Handler:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ShipyardError as exc:
+                return _problem(exc)
+            except Exception:
+                log.exception("inference failed")
+                return _problem(ShipyardError("inference failed; see the replica's log"))
+
+        return run
+
+    async def tf_predict(request: Request) -> Response:
+        inputs, fmt = tfserving.decode(signature, await body_of(request))
+        outputs, batch = await batcher.submit(inputs, rows(inputs))
+        return reply(tfserving.encode(outputs, fmt), batch)
+
+    async def v2_infer(request: Request) -> Response:
+        inputs, echo = v2.decode(signature, await body_of(request))
+        outputs, batch = await batcher.submit(inputs, rows(inputs))
+        return reply(v2.encode(name, version, outputs, echo), batch)
+
+    async def hf_predict(request: Request) -> Response:
+        inputs, single = hf.decode(signature, await body_of(request))
+        outputs, batch = await batcher.submit(inputs, rows(inputs))
+        return reply(hf.encode(outputs, single), batch)
+
+    async def tf_status(_: Request) -> Response:
+        return Response(
+            dumps(tfserving.status(name, versions, True)), media_type="application/json"
+        )
+
+    async def tf_metadata(_: Request) -> Response:
+        return Response(
+            dumps(tfserving.metadata(name, versions[0], signature)), media_type="application/json"
+        )
+
+    async def v2_model(_: Request) -> Response:
+        return Response(
+            dumps(v2.metadata(name, versions, signature)), media_type="application/json"
+        )
+
+    async def ok(_: Request) -> Response:
+        return Response(b'{"live": true, "ready": true}', media_type="application/json")
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/healthz", ok),
+        Route("/metrics", metrics),
+        Route("/v1/models/{name}:predict", guarded(tf_predict), methods=["POST"]),
+        Route("/v1/models/{name}/versions/{v}:predict", guarded(tf_predict), methods=["POST"]),
+        Route("/v1/models/{name}", tf_status),
+        Route("/v1/models/{name}/versions/{v}", tf_status),
+        Route("/v1/models/{name}/metadata", tf_metadata),
+        Route("/v1/models/{name}/versions/{v}/metadata", tf_metadata),
+        Route("/v2/health/live", ok),
+        Route("/v2/health/ready", ok),
+        Route("/v2/models/{name}", v2_model),
+        Route("/v2/models/{name}/ready", ok),
+        Route("/v2/models/{name}/infer", guarded(v2_infer), methods=["POST"]),
+        Route("/v2/models/{name}/versions/{v}/infer", guarded(v2_infer), methods=["POST"]),
+        Route("/endpoints/{name}/predict", guarded(hf_predict), methods=["POST"]),
+        Route("/", guarded(hf_predict), methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await batcher.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.batcher = batcher
+    return app
+
+
+def default_threads(replicas: int = 1) -> int:
+    """Intra-op threads per replica: the machine's cores shared between its replicas."""
+    return max(1, (os.cpu_count() or 1) // max(1, replicas))
+
+
+def serve(
+    package: str,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    name: str = "model",
+    version: int | None = None,
+    max_batch_size: int = 32,
+    max_delay_ms: float = 5.0,
+    threads: int = 0,
+    runtime: str | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Load a package and serve it until interrupted."""
+    import uvicorn
+
+    model = load_package(package, runtime=runtime, threads=threads or default_threads())
+    app = create_replica_app(model, name, version, max_batch_size, max_delay_ms)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def main() -> None:
+    """``python -m shipyard.serving.replica``: what the controller runs for each replica."""
+    p = argparse.ArgumentParser(description="A Shipyard replica (one model package).")
+    p.add_argument("--package", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--name", default="model")
+    p.add_argument("--version", type=int, default=None)
+    p.add_argument("--max-batch-size", type=int, default=32)
+    p.add_argument("--max-delay-ms", type=float, default=5.0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--runtime", default=None)
+    a = p.parse_args()
+    serve(
+        a.package,
+        a.host,
+        a.port,
+        a.name,
+        a.version,
+        a.max_batch_size,
+        a.max_delay_ms,
+        a.threads,
+        a.runtime,
+    )
+
+
+if __name__ == "__main__":
+    main()
