@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard import __version__
 from shipyard.audit.api import router as audit_router
@@ -23,6 +24,11 @@ from shipyard.errors import ShipyardError, Unavailable, Unprocessable
 from shipyard.observability import HttpMetrics
 from shipyard.registry.api import router as registry_router
 from shipyard.runtime import Runtime
+from shipyard.serving.api import Serving
+from shipyard.serving.api import router as serving_router
+from shipyard.serving.controller import Controller
+from shipyard.serving.metrics import ServingMetrics
+from shipyard.serving.router import Router
 from shipyard.storage import Storage
 from shipyard.tracking.api import router as tracking_router
 from shipyard.tracking.members import router as members_router
@@ -56,7 +62,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _shipyard(_: Request, exc: ShipyardError) -> Response:
         if exc.status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.detail)
-        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
+        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM,
+                            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request(_: Request, exc: RequestValidationError) -> Response:
@@ -89,6 +96,16 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+class _Wrap:
+    """Adapts a function ``app -> app`` to ``add_middleware``'s class-based interface."""
+
+    def __init__(self, app: ASGIApp, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+        self.app = wrap(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the server: migrate the store, mount every feature, start background services."""
     settings = settings or Settings()
@@ -99,13 +116,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rt = Runtime(settings=settings, db=db, storage=storage)
     reaper = CrashReaper(db, settings.heartbeat_timeout_s)
     http_metrics = HttpMetrics()
+    serving_metrics = ServingMetrics(http_metrics.registry)
+    controller = Controller(db, storage, settings.home, serving_metrics)
+    serving = Serving(controller, Router(controller, serving_metrics,
+                                         settings.serving_cold_start_timeout_s,
+                                         settings.serving_request_timeout_s))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         reaper.start()
+        controller.start()
         try:
             yield
         finally:
+            await controller.stop()
+            await serving.router.close()
             await reaper.stop()
             db.dispose()
 
@@ -116,13 +141,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = rt
-    app.middleware("http")(http_metrics.middleware)
+    app.state.serving = serving
+    app.add_middleware(_Wrap, wrap=http_metrics.middleware)
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(tracking_router)
     app.include_router(members_router)
     app.include_router(registry_router)
     app.include_router(audit_router)
+    app.include_router(serving_router)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(ui_router)

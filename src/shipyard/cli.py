@@ -14,6 +14,7 @@ from shipyard.client._config import ClientSettings
 from shipyard.config import AuthMode, Settings
 from shipyard.errors import ShipyardError
 from shipyard.registry.cli import models_app
+from shipyard.serving.cli import deploy, endpoints_app, serve
 from shipyard.tracking.cli import artifacts_app, projects_app, runs_app, sync
 
 app = typer.Typer(
@@ -32,6 +33,9 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
+app.add_typer(endpoints_app, name="endpoints")
+app.command("deploy")(deploy)
+app.command("serve")(serve)
 app.command("sync")(sync)
 err = Console(stderr=True)
 

@@ -12,7 +12,7 @@ from shipyard.app import create_app
 from shipyard.auth import service
 from shipyard.config import AuthMode, Settings
 
-OPEN = {"/healthz", "/readyz", "/metrics"}
+OPEN = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
 
 
 @pytest.fixture

@@ -10,11 +10,17 @@ from shipyard.audit.tables import AuditRecord
 from tests.registry.conftest import World
 from tests.registry.test_authz import LADDER, LEVEL, MATRIX, PNG
 
-# High-volume telemetry is data, not governance: metric batches, heartbeats and images.
+# High-volume telemetry is data, not governance: metric batches, heartbeats and images; and
+# inference requests change nothing.
 TELEMETRY = {
     ("POST", "/api/runs/{run_id}/log"),
     ("POST", "/api/runs/{run_id}/heartbeat"),
     ("POST", "/api/runs/{run_id}/images"),
+    ("POST", "/v1/models/{name}:predict"),
+    ("POST", "/v1/models/{name}/versions/{version}:predict"),
+    ("POST", "/v2/models/{name}/infer"),
+    ("POST", "/v2/models/{name}/versions/{version}/infer"),
+    ("POST", "/endpoints/{name}/predict"),
 }
 
 
@@ -29,6 +35,20 @@ def count(w: World) -> int:
 
 
 def test_each_mutating_route_writes_one_record_with_its_actor(world: World) -> None:
+    world.ok(
+        "root",
+        "POST",
+        "/api/endpoints",
+        json={
+            "name": "ep",
+            "project": "proj",
+            "model": "m",
+            "version": 1,
+            "min_replicas": 0,
+            "max_replicas": 1,
+            "idle_timeout_s": 0.01,
+        },
+    )
     mutating = {k: v for k, v in MATRIX.items() if k[0] != "GET" and k not in TELEMETRY}
     assert len(mutating) >= 20
     for (method, route), (least, build) in sorted(mutating.items()):

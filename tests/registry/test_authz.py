@@ -72,6 +72,10 @@ def batch(w: World, who: str) -> tuple[str, Any]:
     )
 
 
+ROW = [0.0] * 64
+V1 = {"instances": [ROW]}
+V2 = {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": ROW}]}
+HF = {"inputs": ROW}
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010800000000"
     "3a7e9b550000000a49444154789c636000000002000154a24f5d0000000049454e44ae426082"
@@ -190,7 +194,89 @@ MATRIX: dict[tuple[str, str], tuple[str, Build]] = {
         fixed("/api/projects/proj/protected-aliases", {"aliases": ["champion", "production"]}),
     ),
     ("GET", "/api/audit"): ("maintainer", fixed("/api/audit?project=proj")),
+    ("POST", "/api/endpoints"): (
+        "maintainer",
+        lambda w, who: (
+            "/api/endpoints",
+            {
+                "name": f"e{next(_n)}",
+                "project": "proj",
+                "model": "m",
+                "version": 1,
+                "min_replicas": 0,
+                "max_replicas": 1,
+                "idle_timeout_s": 0.01,
+            },
+        ),
+    ),
+    ("GET", "/api/endpoints"): ("any", fixed("/api/endpoints")),
+    ("GET", "/api/endpoints/{name}"): ("viewer", fixed("/api/endpoints/ep")),
+    ("DELETE", "/api/endpoints/{name}"): (
+        "maintainer",
+        lambda w, who: (fresh_endpoint(w, who), None),
+    ),
+    ("PUT", "/api/endpoints/{name}/traffic"): (
+        "maintainer",
+        fixed("/api/endpoints/ep/traffic", {"weights": {"1": 100}}),
+    ),
+    ("POST", "/api/endpoints/{name}/promote"): (
+        "maintainer",
+        fixed("/api/endpoints/ep/promote", {"version": 1}),
+    ),
+    ("POST", "/api/endpoints/{name}/rollback"): (
+        "maintainer",
+        lambda w, who: (with_canary(w), None),
+    ),
+    ("PUT", "/api/endpoints/{name}/scale"): (
+        "maintainer",
+        fixed("/api/endpoints/ep/scale", {"min_replicas": 1, "max_replicas": 1}),
+    ),
+    ("POST", "/v1/models/{name}:predict"): ("viewer", fixed("/v1/models/ep:predict", V1)),
+    ("POST", "/v1/models/{name}/versions/{version}:predict"): (
+        "viewer",
+        fixed("/v1/models/ep/versions/1:predict", V1),
+    ),
+    ("GET", "/v1/models/{name}"): ("viewer", fixed("/v1/models/ep")),
+    ("GET", "/v1/models/{name}/versions/{version}"): ("viewer", fixed("/v1/models/ep/versions/1")),
+    ("GET", "/v1/models/{name}/metadata"): ("viewer", fixed("/v1/models/ep/metadata")),
+    ("GET", "/v2/models/{name}"): ("viewer", fixed("/v2/models/ep")),
+    ("GET", "/v2/models/{name}/ready"): ("viewer", fixed("/v2/models/ep/ready")),
+    ("POST", "/v2/models/{name}/infer"): ("viewer", fixed("/v2/models/ep/infer", V2)),
+    ("POST", "/v2/models/{name}/versions/{version}/infer"): (
+        "viewer",
+        fixed("/v2/models/ep/versions/1/infer", V2),
+    ),
+    ("POST", "/endpoints/{name}/predict"): ("viewer", fixed("/endpoints/ep/predict", HF)),
 }
+
+
+def with_canary(w: World) -> str:
+    w.ok(
+        "root",
+        "POST",
+        "/api/endpoints",
+        json={"name": "ep", "project": "proj", "model": "m", "version": 2, "canary": 10},
+    )
+    return "/api/endpoints/ep/rollback"
+
+
+def fresh_endpoint(w: World, who: str) -> str:
+    name = f"gone{next(_n)}"
+    w.ok(
+        "root",
+        "POST",
+        "/api/endpoints",
+        json={
+            "name": name,
+            "project": "proj",
+            "model": "m",
+            "version": 1,
+            "min_replicas": 0,
+            "max_replicas": 1,
+            "idle_timeout_s": 0.01,
+        },
+    )
+    return f"/api/endpoints/{name}"
 
 
 def test_matrix_covers_every_route(world: World) -> None:
@@ -199,6 +285,12 @@ def test_matrix_covers_every_route(world: World) -> None:
 
 
 def test_each_role_gets_exactly_what_it_should(world: World) -> None:
+    world.ok(
+        "root",
+        "POST",
+        "/api/endpoints",
+        json={"name": "ep", "project": "proj", "model": "m", "version": 1, "replicas": 1},
+    )
     failures = []
     for (method, route), (least, build) in sorted(MATRIX.items()):
         for who in LADDER:

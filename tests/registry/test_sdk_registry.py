@@ -12,6 +12,7 @@ from tests.registry.conftest import World
 
 def test_request_approve_and_resolve_from_the_sdk(world: World) -> None:
     with ServerThread(world.client.app) as server:  # type: ignore[arg-type]
+
         def client(who: str) -> shipyard.Client:
             return shipyard.Client(url=server.url, token=world.tokens[who])
 

@@ -30,6 +30,7 @@ def metadata() -> MetaData:
     from shipyard.auth import tables as _auth  # noqa: F401
     from shipyard.db import Base
     from shipyard.registry import tables as _registry  # noqa: F401
+    from shipyard.serving import tables as _serving  # noqa: F401
     from shipyard.tracking import tables as _tracking  # noqa: F401
 
     return Base.metadata

@@ -75,6 +75,14 @@ def find_model(session: Session, project: Project, name: str) -> RegisteredModel
     )
 
 
+def model_by_id(session: Session, model_id: str) -> RegisteredModel:
+    """A model by id (for features that keep a reference to one)."""
+    model = session.get(RegisteredModel, model_id)
+    if model is None:
+        raise NotFound(f"model {model_id!r} no longer exists")
+    return model
+
+
 def get_model(session: Session, project: Project, name: str) -> RegisteredModel:
     """The model called ``name`` in a project."""
     check_name(name)

@@ -3,9 +3,10 @@
 State owned: the queue of pending requests of one replica. One consumer takes the oldest
 request, then keeps taking until the batch holds ``max_batch_size`` rows or ``max_delay_ms``
 passed since that oldest request arrived; requests whose inputs cannot be stacked with the
-batch (other non-batch dimensions) wait for the next one. Inference runs in a worker thread,
-off the event loop; while it runs, new requests queue, so batches grow with load and stay
-at one request when idle (no added latency at concurrency 1 beyond the queue hop).
+batch (other non-batch dimensions) wait for the next one. The wait happens only under load
+(the previous batch merged several requests, or requests queued behind it): a lone request
+runs at once. Inference runs in a worker thread, off the event loop; while it runs, new
+requests queue, so batches grow with load and stay at one request when idle.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Batcher:
         self.max_batch_size = max(1, max_batch_size)
         self.max_delay_s = max(0.0, max_delay_ms) / 1000
         self._queue: list[_Pending] = []
+        self._concurrent = False  # did the last batch merge requests (is there load)?
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shipyard-infer")
         self._task: asyncio.Task[None] | None = None
@@ -88,7 +90,9 @@ class Batcher:
                 await self._wake.wait()
                 continue
             deadline = self._queue[0].arrived + self.max_delay_s
-            while self._ready_rows() < self.max_batch_size:
+            # Wait for company only under load (the last batch merged several requests): alone,
+            # a request runs at once, so batching costs nothing at concurrency 1.
+            while self._concurrent and self._ready_rows() < self.max_batch_size:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -115,6 +119,7 @@ class Batcher:
                         item.future.set_exception(exc)
                 continue
             total = sum(b.rows for b in batch)
+            self._concurrent = len(batch) > 1 or bool(self._queue)
             if self.on_batch is not None:
                 self.on_batch(total, len(batch))
             start = 0

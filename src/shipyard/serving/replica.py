@@ -9,6 +9,7 @@ Inference never runs on the event loop, and the GIL of one replica never seriali
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
@@ -38,6 +39,16 @@ def _problem(exc: ShipyardError, headers: dict[str, str] | None = None) -> Respo
     )
 
 
+async def _exit_with_parent() -> None:
+    """A replica started by a server dies with it (no orphans after a server crash)."""
+    parent = os.getppid()
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:
+            log.warning("the server that started this replica is gone; exiting")
+            os._exit(0)
+
+
 def create_replica_app(
     model: LoadedModel,
     name: str = "model",
@@ -45,8 +56,9 @@ def create_replica_app(
     max_batch_size: int = 32,
     max_delay_ms: float = 5.0,
     max_body_bytes: int = 64 << 20,
+    orphan_exit: bool = False,
 ) -> Starlette:
-    """The replica's ASGI app for one loaded model."""
+    """The replica's ASGI app for one loaded model (``orphan_exit``: die with the parent)."""
     batcher = Batcher(model.run, max_batch_size, max_delay_ms)
     signature = model.signature
     versions = [version] if version is not None else [1]
@@ -139,7 +151,10 @@ def create_replica_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        watch = asyncio.get_running_loop().create_task(_exit_with_parent()) if orphan_exit else None
         yield
+        if watch is not None:
+            watch.cancel()
         await batcher.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
@@ -163,12 +178,15 @@ def serve(
     threads: int = 0,
     runtime: str | None = None,
     log_level: str = "warning",
+    orphan_exit: bool = False,
 ) -> None:
     """Load a package and serve it until interrupted."""
     import uvicorn
 
     model = load_package(package, runtime=runtime, threads=threads or default_threads())
-    app = create_replica_app(model, name, version, max_batch_size, max_delay_ms)
+    app = create_replica_app(
+        model, name, version, max_batch_size, max_delay_ms, orphan_exit=orphan_exit
+    )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 

@@ -1,0 +1,377 @@
+"""Routes of serving: endpoint management (maintainers) and the inference protocols (viewers).
+
+Protocol paths follow their specifications exactly (TF Serving REST, Open Inference V2, and a
+Hugging Face-style body), so their existing clients work unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from shipyard.audit import service as audit
+from shipyard.auth import roles
+from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
+from shipyard.auth.roles import Role
+from shipyard.errors import NotFound, PayloadTooLarge
+from shipyard.serving import service
+from shipyard.serving.controller import Controller
+from shipyard.serving.protocols import tfserving, v2
+from shipyard.serving.router import Router
+from shipyard.serving.schemas import EndpointDeploy, EndpointOut, Promote, Scale, Traffic
+from shipyard.serving.tables import Endpoint
+from shipyard.tracking.api import project_for
+from shipyard.tracking.tables import Project
+
+router = APIRouter(tags=["serving"])
+ACCESS_CACHE_S = 10.0
+
+
+class Serving:
+    """The controller and router of this server, and a short cache of who may invoke what."""
+
+    def __init__(self, controller: Controller, router: Router) -> None:
+        self.controller = controller
+        self.router = router
+        self.access: dict[tuple[str, str], float] = {}
+
+
+def serving(request: Request) -> Serving:
+    s: Serving = request.app.state.serving
+    return s
+
+
+ServingDep = Annotated[Serving, Depends(serving)]
+
+
+def _endpoint(s: Session, caller: Caller, name: str, needed: Role) -> tuple[Endpoint, Project]:
+    endpoint = service.get_endpoint(s, name)
+    project = s.get(Project, endpoint.project_id)
+    assert project is not None
+    roles.require(s, caller, project.id, needed, f"project {project.name!r}")
+    return endpoint, project
+
+
+def _out(s: Session, sv: Serving, endpoint: Endpoint) -> EndpointOut:
+    return service.endpoint_out(s, endpoint, sv.controller.replicas_of(endpoint.name))
+
+
+def _record(
+    s: Session,
+    caller: Caller,
+    action: str,
+    p: Project,
+    name: str,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    audit.record(
+        s,
+        caller,
+        action,
+        "endpoint",
+        name,
+        project_id=p.id,
+        project=p.name,
+        before=before,
+        after=after,
+    )
+
+
+# -- management ---------------------------------------------------------------------------------
+
+
+@router.post("/api/endpoints", response_model=EndpointOut, status_code=201)
+def deploy(body: EndpointDeploy, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
+    """Create an endpoint, or roll it to another version (``canary`` to split the traffic)."""
+    with rt.db.session() as s:
+        project = project_for(s, caller, body.project, Role.maintainer)
+        endpoint, version, before = service.deploy(s, project, body, caller.user_id)
+        _record(
+            s,
+            caller,
+            "endpoint.deploy",
+            project,
+            endpoint.name,
+            before={"traffic": before} if before else None,
+            after={"version": version, "traffic": service.traffic(s, endpoint)},
+        )
+        out = _out(s, sv, endpoint)
+    sv.controller.wake()
+    return out
+
+
+@router.get("/api/endpoints", response_model=list[EndpointOut])
+def list_endpoints(
+    caller: CallerDep, rt: RuntimeDep, sv: ServingDep, project: str | None = None
+) -> list[EndpointOut]:
+    """Endpoints of one project, or of every project the caller can read."""
+    with rt.db.read() as s:
+        if project is not None:
+            ids: list[str] | None = [project_for(s, caller, project, Role.viewer).id]
+        else:
+            ids = roles.visible_projects(s, caller)
+        return [_out(s, sv, e) for e in service.list_endpoints(s, ids)]
+
+
+@router.get("/api/endpoints/{name}", response_model=EndpointOut)
+def get_endpoint(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
+    """An endpoint: traffic split, scaling bounds and live replicas."""
+    with rt.db.read() as s:
+        endpoint, _ = _endpoint(s, caller, name, Role.viewer)
+        return _out(s, sv, endpoint)
+
+
+@router.delete("/api/endpoints/{name}", status_code=204)
+def delete_endpoint(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> None:
+    """Delete an endpoint; its replicas stop."""
+    with rt.db.session() as s:
+        endpoint, project = _endpoint(s, caller, name, Role.maintainer)
+        before = service.traffic(s, endpoint)
+        s.delete(endpoint)
+        _record(s, caller, "endpoint.delete", project, name, before={"traffic": before})
+    sv.controller.wake()
+
+
+@router.put("/api/endpoints/{name}/traffic", response_model=EndpointOut)
+def set_traffic(
+    name: str, body: Traffic, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+) -> EndpointOut:
+    """Split traffic between deployed versions (percentages adding up to 100)."""
+    with rt.db.session() as s:
+        endpoint, project = _endpoint(s, caller, name, Role.maintainer)
+        before = service.set_traffic(s, endpoint, body.weights)
+        _record(
+            s,
+            caller,
+            "endpoint.traffic",
+            project,
+            name,
+            before={"traffic": before},
+            after={"traffic": body.weights},
+        )
+        s.flush()
+        out = _out(s, sv, endpoint)
+    sv.controller.wake()
+    return out
+
+
+@router.post("/api/endpoints/{name}/promote", response_model=EndpointOut)
+def promote(
+    name: str, body: Promote, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+) -> EndpointOut:
+    """Give one version all the traffic; the others drain and stop."""
+    with rt.db.session() as s:
+        endpoint, project = _endpoint(s, caller, name, Role.maintainer)
+        before = service.promote(s, endpoint, body.version)
+        _record(
+            s,
+            caller,
+            "endpoint.promote",
+            project,
+            name,
+            before={"traffic": before},
+            after={"version": body.version},
+        )
+        s.flush()
+        out = _out(s, sv, endpoint)
+    sv.controller.wake()
+    return out
+
+
+@router.post("/api/endpoints/{name}/rollback", response_model=EndpointOut)
+def rollback(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
+    """Send all traffic back to the version deployed before the newest."""
+    with rt.db.session() as s:
+        endpoint, project = _endpoint(s, caller, name, Role.maintainer)
+        before = service.rollback(s, endpoint)
+        s.flush()
+        _record(
+            s,
+            caller,
+            "endpoint.rollback",
+            project,
+            name,
+            before={"traffic": before},
+            after={"traffic": service.traffic(s, endpoint)},
+        )
+        out = _out(s, sv, endpoint)
+    sv.controller.wake()
+    return out
+
+
+@router.put("/api/endpoints/{name}/scale", response_model=EndpointOut)
+def scale(name: str, body: Scale, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
+    """Autoscaling bounds: between ``min_replicas`` and ``max_replicas`` (0 scales to zero)."""
+    with rt.db.session() as s:
+        endpoint, project = _endpoint(s, caller, name, Role.maintainer)
+        before = service.scale(
+            s,
+            endpoint,
+            body.min_replicas,
+            body.max_replicas,
+            body.target_in_flight,
+            body.idle_timeout_s,
+        )
+        _record(
+            s,
+            caller,
+            "endpoint.scale",
+            project,
+            name,
+            before=before,
+            after=body.model_dump(exclude_none=True),
+        )
+        out = _out(s, sv, endpoint)
+    sv.controller.wake()
+    return out
+
+
+# -- inference protocols ------------------------------------------------------------------------
+
+
+def _may_invoke(rt: Any, sv: Serving, caller: Caller, name: str) -> None:
+    """Viewers of the endpoint's project may invoke it (cached for a few seconds)."""
+    state = sv.router.state(name)
+    if caller.is_admin:
+        return
+    key = (caller.user_id, state.project_id)
+    if sv.access.get(key, 0.0) > time.monotonic():
+        return
+    with rt.db.read() as s:
+        roles.require(s, caller, state.project_id, Role.viewer, f"endpoint {name!r}'s project")
+    sv.access[key] = time.monotonic() + ACCESS_CACHE_S
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    return body
+
+
+def _version(text: str) -> int:
+    if not text.isdigit():
+        raise NotFound(f"version {text!r} is not a number")
+    return int(text)
+
+
+@router.post("/v1/models/{name}:predict", include_in_schema=True)
+async def tf_predict(
+    name: str, request: Request, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+) -> Response:
+    """TensorFlow Serving predict (row ``instances`` or columnar ``inputs``)."""
+    _may_invoke(rt, sv, caller, name)
+    body = await _body(request, rt.settings.max_body_bytes)
+    return await sv.router.forward(name, None, f"/v1/models/{name}:predict", body)
+
+
+@router.post("/v1/models/{name}/versions/{version}:predict")
+async def tf_predict_version(
+    name: str, version: str, request: Request, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+) -> Response:
+    """TensorFlow Serving predict on one version."""
+    _may_invoke(rt, sv, caller, name)
+    body = await _body(request, rt.settings.max_body_bytes)
+    return await sv.router.forward(name, _version(version), f"/v1/models/{name}:predict", body)
+
+
+@router.get("/v1/models/{name}")
+def tf_status(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
+    """TensorFlow Serving model status: each deployed version, AVAILABLE once a replica is up."""
+    _may_invoke(rt, sv, caller, name)
+    state = sv.router.state(name)
+    statuses = [
+        tfserving.status(name, [v], bool(state.ready(v)))["model_version_status"][0]
+        for v in state.deployed
+    ]
+    return JSONResponse({"model_version_status": statuses})
+
+
+@router.get("/v1/models/{name}/versions/{version}")
+def tf_version_status(
+    name: str, version: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+) -> JSONResponse:
+    """TensorFlow Serving status of one version."""
+    _may_invoke(rt, sv, caller, name)
+    state, v = sv.router.state(name), _version(version)
+    if v not in state.deployed:
+        raise NotFound(f"endpoint {name!r} does not serve version {v}")
+    return JSONResponse(tfserving.status(name, [v], bool(state.ready(v))))
+
+
+@router.get("/v1/models/{name}/metadata")
+def tf_metadata(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
+    """TensorFlow Serving metadata: the serving_default signature of the main version."""
+    _may_invoke(rt, sv, caller, name)
+    state = sv.router.state(name)
+    if not state.weights:
+        raise NotFound(f"endpoint {name!r} serves no version")
+    main = max(state.weights, key=lambda v: state.weights[v])
+    return JSONResponse(tfserving.metadata(name, main, state.signatures[main]))
+
+
+@router.get("/v2/health/live")
+def v2_live() -> dict[str, bool]:
+    """Open Inference: the server is live."""
+    return {"live": True}
+
+
+@router.get("/v2/health/ready")
+def v2_ready() -> dict[str, bool]:
+    """Open Inference: the server is ready (models report their own readiness)."""
+    return {"ready": True}
+
+
+@router.get("/v2/models/{name}")
+def v2_metadata(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
+    """Open Inference model metadata: versions and typed inputs/outputs."""
+    _may_invoke(rt, sv, caller, name)
+    state = sv.router.state(name)
+    if not state.deployed:
+        raise NotFound(f"endpoint {name!r} serves no version")
+    main = max(state.weights or {state.deployed[-1]: 1}, key=lambda v: state.weights.get(v, 1))
+    return JSONResponse(v2.metadata(name, state.deployed, state.signatures[main]))
+
+
+@router.get("/v2/models/{name}/ready")
+def v2_model_ready(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
+    """Open Inference model readiness: 200 when a replica is ready, 503 otherwise."""
+    _may_invoke(rt, sv, caller, name)
+    ready = bool(sv.router.state(name).ready())
+    return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
+
+
+@router.post("/v2/models/{name}/infer")
+async def v2_infer(
+    name: str, request: Request, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+) -> Response:
+    """Open Inference infer with typed tensors."""
+    _may_invoke(rt, sv, caller, name)
+    body = await _body(request, rt.settings.max_body_bytes)
+    return await sv.router.forward(name, None, f"/v2/models/{name}/infer", body)
+
+
+@router.post("/v2/models/{name}/versions/{version}/infer")
+async def v2_infer_version(
+    name: str, version: str, request: Request, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+) -> Response:
+    """Open Inference infer on one version."""
+    _may_invoke(rt, sv, caller, name)
+    body = await _body(request, rt.settings.max_body_bytes)
+    v = _version(version)
+    return await sv.router.forward(name, v, f"/v2/models/{name}/versions/{v}/infer", body)
+
+
+@router.post("/endpoints/{name}/predict")
+async def hf_predict(
+    name: str, request: Request, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+) -> Response:
+    """Hugging Face-style: ``{"inputs": ..., "parameters": {...}}``."""
+    _may_invoke(rt, sv, caller, name)
+    body = await _body(request, rt.settings.max_body_bytes)
+    return await sv.router.forward(name, None, f"/endpoints/{name}/predict", body)

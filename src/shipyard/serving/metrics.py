@@ -1,0 +1,87 @@
+"""Prometheus series of endpoints: requests, latency, batches, in-flight, replicas, cold starts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from shipyard.serving.controller import EndpointState
+
+
+class ServingMetrics:
+    """The endpoint series, on the server's registry (labels: endpoint, version)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "shipyard_endpoint_requests_total",
+            "Inference requests by endpoint, version and status.",
+            ["endpoint", "version", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "shipyard_endpoint_request_duration_seconds",
+            "Inference latency at the router.",
+            ["endpoint", "version"],
+            registry=registry,
+            buckets=(
+                0.0005,
+                0.001,
+                0.0025,
+                0.005,
+                0.01,
+                0.025,
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1,
+                2.5,
+                5,
+                10,
+                30,
+            ),
+        )
+        self.batch = Histogram(
+            "shipyard_endpoint_batch_size",
+            "Rows in the batch each request ran in.",
+            ["endpoint", "version"],
+            registry=registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        )
+        self.in_flight = Gauge(
+            "shipyard_endpoint_in_flight",
+            "Requests in flight or queued at the router.",
+            ["endpoint"],
+            registry=registry,
+        )
+        self.replica_count = Gauge(
+            "shipyard_endpoint_replicas",
+            "Replicas by state.",
+            ["endpoint", "version", "state"],
+            registry=registry,
+        )
+        self.cold_starts = Counter(
+            "shipyard_endpoint_cold_starts_total",
+            "Replicas started while the endpoint had none ready.",
+            ["endpoint"],
+            registry=registry,
+        )
+
+    def cold_start(self, endpoint: str) -> None:
+        self.cold_starts.labels(endpoint).inc()
+
+    def replicas(self, state: EndpointState) -> None:
+        """Refresh the replica gauges of one endpoint."""
+        for version in state.deployed:
+            for name in ("starting", "ready", "unhealthy"):
+                n = sum(1 for r in state.replicas if r.version == version and r.state == name)
+                self.replica_count.labels(state.name, str(version), name).set(n)
+
+    def forget(self, endpoint: str) -> None:
+        """Drop the gauges of a deleted endpoint."""
+        try:
+            self.in_flight.remove(endpoint)
+        except KeyError:
+            pass

@@ -1,0 +1,73 @@
+"""Wire models of endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, model_validator
+
+ENDPOINT_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class EndpointDeploy(BaseModel):
+    """Create an endpoint, or roll an existing one to another version (``canary`` to split)."""
+
+    name: str = Field(pattern=ENDPOINT_NAME, description="DNS-style: a-z, 0-9, -")
+    project: str
+    model: str = Field(description="Registered model name.")
+    version: int | None = Field(None, ge=1)
+    alias: str | None = Field(None, description="Deploy the version this alias points at.")
+    replicas: int | None = Field(None, ge=0, le=64, description="Fixed replica count.")
+    min_replicas: int | None = Field(None, ge=0, le=64)
+    max_replicas: int | None = Field(None, ge=1, le=64)
+    target_in_flight: float | None = Field(None, gt=0, le=10_000)
+    idle_timeout_s: float | None = Field(None, gt=0)
+    max_batch_size: int | None = Field(None, ge=1, le=4096)
+    max_delay_ms: float | None = Field(None, ge=0, le=10_000)
+    canary: int | None = Field(None, ge=1, le=99, description="Percent of traffic for it.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> EndpointDeploy:
+        if (self.version is None) == (self.alias is None):
+            raise ValueError("give exactly one of version or alias")
+        return self
+
+
+class Traffic(BaseModel):
+    weights: dict[int, int] = Field(description="version -> percent; they must add up to 100")
+
+
+class Promote(BaseModel):
+    version: int = Field(ge=1)
+
+
+class Scale(BaseModel):
+    min_replicas: int = Field(ge=0, le=64)
+    max_replicas: int = Field(ge=1, le=64)
+    target_in_flight: float | None = Field(None, gt=0)
+    idle_timeout_s: float | None = Field(None, gt=0)
+
+
+class ReplicaOut(BaseModel):
+    version: int
+    port: int
+    pid: int | None
+    state: str
+    in_flight: int
+    restarts: int
+
+
+class EndpointOut(BaseModel):
+    name: str
+    project: str
+    model: str
+    traffic: dict[int, int]
+    min_replicas: int
+    max_replicas: int
+    target_in_flight: float
+    idle_timeout_s: float
+    max_batch_size: int
+    max_delay_ms: float
+    replicas: list[ReplicaOut] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime

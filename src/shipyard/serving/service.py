@@ -1,0 +1,221 @@
+"""Endpoint desired state in the store: deploy, traffic, promote, rollback, scale, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shipyard.db import utcnow
+from shipyard.errors import Conflict, NotFound, Unprocessable
+from shipyard.registry import service as registry
+from shipyard.serving.schemas import EndpointDeploy, EndpointOut, ReplicaOut
+from shipyard.serving.tables import Endpoint, EndpointVersion
+from shipyard.tracking.tables import Project
+
+
+def get_endpoint(session: Session, name: str) -> Endpoint:
+    """The endpoint called ``name``."""
+    endpoint = session.scalar(select(Endpoint).where(Endpoint.name == name))
+    if endpoint is None:
+        raise NotFound(f"endpoint {name!r} does not exist")
+    return endpoint
+
+
+def list_endpoints(session: Session, project_ids: Sequence[str] | None) -> list[Endpoint]:
+    """Endpoints of the given projects (None: all), by name."""
+    stmt = select(Endpoint).order_by(Endpoint.name)
+    if project_ids is not None:
+        stmt = stmt.where(Endpoint.project_id.in_(project_ids))
+    return list(session.scalars(stmt))
+
+
+def versions(session: Session, endpoint: Endpoint) -> list[EndpointVersion]:
+    """The versions behind an endpoint, oldest deployment first."""
+    return list(
+        session.scalars(
+            select(EndpointVersion)
+            .where(EndpointVersion.endpoint_id == endpoint.id)
+            .order_by(EndpointVersion.deployed_at, EndpointVersion.version)
+        )
+    )
+
+
+def traffic(session: Session, endpoint: Endpoint) -> dict[int, int]:
+    """``{version: percent}`` of the versions with traffic."""
+    return {v.version: v.weight for v in versions(session, endpoint) if v.weight > 0}
+
+
+def _apply_scaling(endpoint: Endpoint, body: EndpointDeploy) -> None:
+    if body.replicas is not None:
+        endpoint.min_replicas = endpoint.max_replicas = body.replicas
+    if body.min_replicas is not None:
+        endpoint.min_replicas = body.min_replicas
+    if body.max_replicas is not None:
+        endpoint.max_replicas = body.max_replicas
+    if endpoint.max_replicas < max(endpoint.min_replicas, 1):
+        raise Unprocessable(
+            f"max_replicas ({endpoint.max_replicas}) must be at least "
+            f"min_replicas ({endpoint.min_replicas}) and 1"
+        )
+    for field in ("target_in_flight", "idle_timeout_s", "max_batch_size", "max_delay_ms"):
+        value = getattr(body, field)
+        if value is not None:
+            setattr(endpoint, field, value)
+
+
+def deploy(
+    session: Session, project: Project, body: EndpointDeploy, user_id: str
+) -> tuple[Endpoint, int, dict[int, int]]:
+    """Create the endpoint or roll it to a version; returns it, the version, the old traffic.
+
+    Without ``canary`` the new version takes all the traffic and the others drain (they keep
+    serving until the new version has a ready replica, then stop). With ``canary=N`` the new
+    version takes N percent and the others share the rest in their current proportions.
+    """
+    model = registry.get_model(session, project, body.model)
+    if body.alias is not None:
+        number = registry.resolve(
+            session, f"models:/{project.name}/{model.name}@{body.alias}", None
+        ).version.version
+    else:
+        assert body.version is not None
+        number = body.version
+    if registry.get_version(session, model, number).status != "ready":
+        raise Unprocessable(f"version {number} of {model.name!r} is archived")
+    endpoint = session.scalar(select(Endpoint).where(Endpoint.name == body.name))
+    if endpoint is None:
+        endpoint = Endpoint(
+            name=body.name,
+            project_id=project.id,
+            model_id=model.id,
+            model_name=model.name,
+            created_by=user_id,
+            min_replicas=1,
+            max_replicas=1,
+            target_in_flight=8.0,
+            idle_timeout_s=300.0,
+            max_batch_size=32,
+            max_delay_ms=5.0,
+        )
+        session.add(endpoint)
+        before: dict[int, int] = {}
+    else:
+        if endpoint.project_id != project.id or endpoint.model_id != model.id:
+            raise Conflict(
+                f"endpoint {body.name!r} already serves model "
+                f"{endpoint.model_name!r}; pick another endpoint name"
+            )
+        before = traffic(session, endpoint)
+    _apply_scaling(endpoint, body)
+    endpoint.updated_at = utcnow()
+    session.flush()
+    rows = {v.version: v for v in versions(session, endpoint)}
+    if body.canary is not None and before:
+        rest = 100 - body.canary
+        total = sum(w for v, w in before.items() if v != number) or 1
+        for v, row in rows.items():
+            row.weight = round(rest * before.get(v, 0) / total) if v != number else 0
+        share = body.canary
+    else:
+        for row in rows.values():
+            row.weight = 0
+        share = 100
+    existing = rows.get(number)
+    if existing is None:
+        session.add(EndpointVersion(endpoint_id=endpoint.id, version=number, weight=share))
+    else:
+        existing.weight, existing.deployed_at = share, utcnow()
+    _normalise(session, endpoint)
+    return endpoint, number, before
+
+
+def _normalise(session: Session, endpoint: Endpoint) -> None:
+    """Make weights add up to 100 exactly (rounding goes to the largest share)."""
+    session.flush()
+    rows = [v for v in versions(session, endpoint) if v.weight > 0]
+    if rows:
+        biggest = max(rows, key=lambda v: v.weight)
+        biggest.weight += 100 - sum(v.weight for v in rows)
+
+
+def set_traffic(session: Session, endpoint: Endpoint, weights: dict[int, int]) -> dict[int, int]:
+    """Split traffic by explicit percentages over deployed versions; returns the old split."""
+    rows = {v.version: v for v in versions(session, endpoint)}
+    unknown = set(weights) - set(rows)
+    if unknown:
+        raise NotFound(
+            f"endpoint {endpoint.name!r} has no version(s) {sorted(unknown)}; deploy them first"
+        )
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) != 100:
+        raise Unprocessable(f"weights must be non-negative and add up to 100, got {weights}")
+    before = traffic(session, endpoint)
+    for v, row in rows.items():
+        row.weight = weights.get(v, 0)
+    endpoint.updated_at = utcnow()
+    return before
+
+
+def promote(session: Session, endpoint: Endpoint, version: int) -> dict[int, int]:
+    """Give one deployed version all the traffic (the others drain)."""
+    return set_traffic(session, endpoint, {version: 100})
+
+
+def rollback(session: Session, endpoint: Endpoint) -> dict[int, int]:
+    """Take the traffic off the newest deployed version and give it to the one before."""
+    rows = versions(session, endpoint)
+    if len(rows) < 2:
+        raise Conflict(f"endpoint {endpoint.name!r} has no earlier version to roll back to")
+    return set_traffic(session, endpoint, {rows[-2].version: 100})
+
+
+def scale(
+    session: Session,
+    endpoint: Endpoint,
+    min_replicas: int,
+    max_replicas: int,
+    target_in_flight: float | None,
+    idle_timeout_s: float | None,
+) -> dict[str, Any]:
+    """Set the autoscaling bounds (``min_replicas=0`` allows scale to zero)."""
+    if max_replicas < max(min_replicas, 1):
+        raise Unprocessable("max_replicas must be at least min_replicas and 1")
+    before = {"min_replicas": endpoint.min_replicas, "max_replicas": endpoint.max_replicas}
+    endpoint.min_replicas, endpoint.max_replicas = min_replicas, max_replicas
+    if target_in_flight is not None:
+        endpoint.target_in_flight = target_in_flight
+    if idle_timeout_s is not None:
+        endpoint.idle_timeout_s = idle_timeout_s
+    endpoint.updated_at = utcnow()
+    return before
+
+
+def drop_version(session: Session, endpoint_id: str, version: int) -> None:
+    """Forget a drained version (the controller calls this once its replicas stopped)."""
+    row = session.get(EndpointVersion, (endpoint_id, version))
+    if row is not None and row.weight == 0:
+        session.delete(row)
+
+
+def endpoint_out(
+    session: Session, endpoint: Endpoint, replicas: Sequence[ReplicaOut] = ()
+) -> EndpointOut:
+    """Wire form of an endpoint with its live replicas."""
+    project = session.get(Project, endpoint.project_id)
+    return EndpointOut(
+        name=endpoint.name,
+        project=project.name if project else "",
+        model=endpoint.model_name,
+        traffic=traffic(session, endpoint),
+        min_replicas=endpoint.min_replicas,
+        max_replicas=endpoint.max_replicas,
+        target_in_flight=endpoint.target_in_flight,
+        idle_timeout_s=endpoint.idle_timeout_s,
+        max_batch_size=endpoint.max_batch_size,
+        max_delay_ms=endpoint.max_delay_ms,
+        replicas=list(replicas),
+        created_at=endpoint.created_at,
+        updated_at=endpoint.updated_at,
+    )

@@ -1,0 +1,117 @@
+"""Serving fixtures: small packages, a server with registered versions, helpers to wait on it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from shipyard.app import create_app
+from shipyard.config import Settings
+from shipyard.packages import save_model
+from tests.conftest import ServerThread
+
+
+def mlp(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)).eval()
+
+
+@pytest.fixture(scope="session")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """Two different MLPs on 64 features, as packages (version 1 and 2 of a model)."""
+    out = {}
+    for seed in (1, 2):
+        path = tmp_path_factory.mktemp("pkg") / f"mlp{seed}"
+        save_model(mlp(seed), path, input_example=np.ones((2, 64), np.float32))
+        out[seed] = path
+    return out
+
+
+class Deployer:
+    """Registers packages and deploys endpoints on a live server, and waits for them."""
+
+    def __init__(self, url: str, packages: dict[int, Path]) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=60)
+        self.packages = packages
+        self.run_id = self.http.post("/api/runs", json={"project": "p"}).json()["id"]
+
+    def register(self, seed: int, model: str = "mlp") -> int:
+        prefix = f"pkg{seed}"
+        for file in sorted(self.packages[seed].rglob("*")):
+            if file.is_file():
+                rel = file.relative_to(self.packages[seed]).as_posix()
+                self.http.put(
+                    f"/api/runs/{self.run_id}/artifacts/{prefix}/{rel}", content=file.read_bytes()
+                ).raise_for_status()
+        r = self.http.post(
+            f"/api/projects/p/models/{model}/versions",
+            json={"source": f"runs:/{self.run_id}/{prefix}"},
+        )
+        r.raise_for_status()
+        return int(r.json()["version"])
+
+    def deploy(self, name: str = "ep", **body: Any) -> dict[str, Any]:
+        r = self.http.post(
+            "/api/endpoints", json={"name": name, "project": "p", "model": "mlp", **body}
+        )
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def endpoint(self, name: str = "ep") -> dict[str, Any]:
+        return dict(self.http.get(f"/api/endpoints/{name}").json())
+
+    def wait(
+        self, check: Callable[[dict[str, Any]], bool], name: str = "ep", timeout: float = 60
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            e = self.endpoint(name)
+            if check(e):
+                return e
+            time.sleep(0.1)
+        raise AssertionError(f"endpoint never got there: {self.endpoint(name)}")
+
+    def ready(self, n: int, version: int | None = None, name: str = "ep") -> dict[str, Any]:
+        return self.wait(
+            lambda e: (
+                sum(
+                    1
+                    for r in e["replicas"]
+                    if r["state"] == "ready" and (version is None or r["version"] == version)
+                )
+                >= n
+            ),
+            name,
+        )
+
+
+@pytest.fixture
+def deployer(server: ServerThread, packages: dict[int, Path]) -> Iterator[Deployer]:
+    """A live server (SQLite and PostgreSQL) with versions 1 and 2 of model ``mlp``."""
+    d = Deployer(server.url, packages)
+    d.register(1)
+    d.register(2)
+    yield d
+    d.http.close()
+
+
+@pytest.fixture
+def sqlite_deployer(tmp_path: Path, packages: dict[int, Path]) -> Iterator[Deployer]:
+    """The same on SQLite only, for the slower fault and scaling tests."""
+    with ServerThread(
+        create_app(Settings(home=tmp_path / "home", serving_cold_start_timeout_s=30))
+    ) as server:
+        d = Deployer(server.url, packages)
+        d.register(1)
+        d.register(2)
+        yield d
+        d.http.close()

@@ -1,0 +1,312 @@
+"""Endpoints end to end over HTTP against real replica processes: every protocol, bad input,
+canary, promote and rollback, rolling updates under load, crashes, scaling, metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from tests.serving.conftest import Deployer, mlp
+
+X = np.random.default_rng(0).random((3, 64), dtype=np.float32)
+
+
+def want(seed: int, x: np.ndarray = X) -> np.ndarray:
+    return mlp(seed)(torch.from_numpy(x)).detach().numpy()
+
+
+def test_every_protocol_through_the_router(deployer: Deployer) -> None:
+    deployer.deploy(version=1, replicas=1)
+    deployer.ready(1)
+    h = deployer.http
+    r = h.post("/v1/models/ep:predict", json={"instances": X.tolist()})
+    assert r.status_code == 200 and r.headers["x-model-version"] == "1"
+    np.testing.assert_allclose(r.json()["predictions"], want(1), atol=1e-5)
+    r = h.post("/v1/models/ep/versions/1:predict", json={"inputs": {"x": X.tolist()}})
+    np.testing.assert_allclose(r.json()["outputs"], want(1), atol=1e-5)
+    r = h.post(
+        "/v2/models/ep/infer",
+        json={
+            "id": "42",
+            "inputs": [
+                {"name": "x", "shape": [3, 64], "datatype": "FP32", "data": X.reshape(-1).tolist()}
+            ],
+        },
+    )
+    body = r.json()
+    assert body["model_name"] == "ep" and body["id"] == "42" and body["model_version"] == "1"
+    (out,) = body["outputs"]
+    assert out["shape"] == [3, 10] and out["datatype"] == "FP32"
+    np.testing.assert_allclose(np.reshape(out["data"], (3, 10)), want(1), atol=1e-5)
+    r = h.post("/endpoints/ep/predict", json={"inputs": X[0].tolist(), "parameters": {}})
+    np.testing.assert_allclose(r.json(), want(1)[0], atol=1e-5)
+    assert h.get("/v1/models/ep").json()["model_version_status"][0]["state"] == "AVAILABLE"
+    meta = h.get("/v1/models/ep/metadata").json()["metadata"]["signature_def"]
+    assert meta["signature_def"]["serving_default"]["inputs"]["x"]["dtype"] == "DT_FLOAT"
+    assert h.get("/v2/models/ep").json()["inputs"] == [
+        {"name": "x", "datatype": "FP32", "shape": [-1, 64]}
+    ]
+    assert h.get("/v2/models/ep/ready").json()["ready"] is True
+    assert h.get("/v2/health/live").json() == {"live": True}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "detail"),
+    [
+        (
+            "POST",
+            "/v1/models/ep:predict",
+            {"instances": [[1.0] * 10]},
+            400,
+            "input 'x': expected shape float32[-1, 64], got float64[1, 10]",
+        ),
+        ("POST", "/v1/models/ep:predict", {"nothing": 1}, 400, "exactly one of"),
+        (
+            "POST",
+            "/v2/models/ep/infer",
+            {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": [1.0]}]},
+            400,
+            "1 values do not fill shape [1, 64]",
+        ),
+        (
+            "POST",
+            "/v2/models/ep/infer",
+            {"inputs": [{"name": "x"}]},
+            400,
+            "lacks shape, datatype, data",
+        ),
+        (
+            "POST",
+            "/v2/models/ep/infer",
+            {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP99", "data": []}]},
+            400,
+            "unknown datatype",
+        ),
+        ("POST", "/endpoints/ep/predict", {"inputs": "text"}, 400, "expected shape"),
+        (
+            "POST",
+            "/v1/models/nope:predict",
+            {"instances": [[1]]},
+            404,
+            "endpoint 'nope' does not exist",
+        ),
+        (
+            "POST",
+            "/v1/models/ep/versions/7:predict",
+            {"instances": [[1]]},
+            404,
+            "does not serve version 7",
+        ),
+        ("GET", "/v2/models/nope", None, 404, "does not exist"),
+    ],
+)
+def test_bad_inference_requests(
+    deployer: Deployer, method: str, path: str, body: object, status: int, detail: str
+) -> None:
+    deployer.deploy(version=1)
+    deployer.ready(1)
+    r = deployer.http.request(method, path, json=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert detail in r.json()["detail"]
+    if status == 400:
+        assert r.json()["error"] == r.json()["detail"]  # what TF Serving/KServe clients read
+
+
+def test_malformed_json_and_oversized_body(deployer: Deployer) -> None:
+    deployer.deploy(version=1)
+    deployer.ready(1)
+    r = deployer.http.post("/v2/models/ep/infer", content=b"{not json")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
+    r = deployer.http.post("/v1/models/ep:predict", content=b"[" + b"1," * 40_000_000 + b"1]")
+    assert r.status_code == 413
+
+
+def test_bad_request_in_a_batch_fails_alone(sqlite_deployer: Deployer) -> None:
+    d = sqlite_deployer
+    d.deploy(version=1, replicas=1, max_batch_size=64, max_delay_ms=50)
+    d.ready(1)
+    results: dict[int, httpx.Response] = {}
+
+    def call(i: int) -> None:
+        width = 10 if i == 5 else 64
+        with httpx.Client(base_url=d.url, timeout=30) as c:
+            results[i] = c.post(
+                "/v1/models/ep:predict", json={"instances": np.ones((1, width)).tolist()}
+            )
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[5].status_code == 400
+    assert all(results[i].status_code == 200 for i in results if i != 5)
+
+
+def test_canary_promote_and_rollback(deployer: Deployer) -> None:
+    deployer.deploy(version=1, replicas=1)
+    e = deployer.deploy(version=2, canary=20)
+    assert e["traffic"] == {"1": 80, "2": 20}
+    deployer.ready(1, version=2)
+    seen = Counter(
+        deployer.http.post("/v1/models/ep:predict", json={"instances": X[:1].tolist()}).headers[
+            "x-model-version"
+        ]
+        for _ in range(200)
+    )
+    assert 20 < seen["2"] < 70 and seen["1"] + seen["2"] == 200
+    r = deployer.http.post("/v1/models/ep/versions/2:predict", json={"instances": X.tolist()})
+    np.testing.assert_allclose(r.json()["predictions"], want(2), atol=1e-5)
+    r = deployer.http.put("/api/endpoints/ep/traffic", json={"weights": {"1": 50, "2": 40}})
+    assert r.status_code == 422 and "add up to 100" in r.json()["detail"]
+    r = deployer.http.put("/api/endpoints/ep/traffic", json={"weights": {"9": 100}})
+    assert r.status_code == 404
+    assert deployer.http.post("/api/endpoints/ep/promote", json={"version": 2}).json()[
+        "traffic"
+    ] == {"2": 100}
+    deployer.wait(lambda e: {r["version"] for r in e["replicas"]} == {2})
+    r = deployer.http.post("/api/endpoints/ep/rollback")
+    assert r.status_code == 409  # version 1 drained away: nothing earlier is deployed
+    deployer.deploy(version=1)
+    assert deployer.http.post("/api/endpoints/ep/rollback").json()["traffic"] == {"2": 100}
+
+
+def test_rolling_update_under_load_drops_nothing(sqlite_deployer: Deployer) -> None:
+    d = sqlite_deployer
+    d.deploy(version=1, replicas=1)
+    d.ready(1)
+    stop = threading.Event()
+    statuses: list[int] = []
+    versions: list[str] = []
+
+    def load() -> None:
+        with httpx.Client(base_url=d.url, timeout=30) as c:
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline:
+                r = c.post("/v1/models/ep:predict", json={"instances": X[:1].tolist()})
+                statuses.append(r.status_code)
+                versions.append(r.headers.get("x-model-version", "?"))
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
+    time.sleep(0.5)
+    d.deploy(version=2)  # roll to version 2 while requests flow
+    d.wait(
+        lambda e: (
+            {r["version"] for r in e["replicas"]} == {2} and e["replicas"][0]["state"] == "ready"
+        )
+    )
+    time.sleep(0.5)
+    stop.set()
+    for w in workers:
+        w.join()
+    assert len(statuses) > 50 and set(statuses) == {200}
+    assert versions[0] == "1" and versions[-1] == "2"
+
+
+def test_dead_replica_is_restarted_and_requests_survive(sqlite_deployer: Deployer) -> None:
+    d = sqlite_deployer
+    d.deploy(version=1, replicas=2)
+    e = d.ready(2)
+    victim = e["replicas"][0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    for _ in range(20):  # in-flight and new requests go to the survivor or are retried
+        r = d.http.post("/v1/models/ep:predict", json={"instances": X[:1].tolist()})
+        assert r.status_code == 200
+    e = d.wait(
+        lambda e: (
+            sum(r["restarts"] for r in e["replicas"]) >= 1
+            and all(r["state"] == "ready" for r in e["replicas"])
+        )
+    )
+    assert len(e["replicas"]) == 2
+
+
+def test_scale_to_zero_and_cold_start(sqlite_deployer: Deployer) -> None:
+    d = sqlite_deployer
+    d.deploy(version=1, replicas=1)
+    d.ready(1)
+    r = d.http.put(
+        "/api/endpoints/ep/scale",
+        json={"min_replicas": 0, "max_replicas": 2, "idle_timeout_s": 0.5},
+    )
+    assert r.status_code == 200
+    d.wait(lambda e: not e["replicas"])
+    start = time.monotonic()
+    r = d.http.post("/v1/models/ep:predict", json={"instances": X[:1].tolist()})
+    assert r.status_code == 200  # held until a replica was ready
+    assert time.monotonic() - start > 0.05
+    assert 'shipyard_endpoint_cold_starts_total{endpoint="ep"}' in d.http.get("/metrics").text
+
+
+def test_autoscale_up_under_load(sqlite_deployer: Deployer) -> None:
+    d = sqlite_deployer
+    d.deploy(version=1, min_replicas=1, max_replicas=2, target_in_flight=0.5)
+    d.ready(1)
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=d.url, timeout=30) as c:
+            while not stop.is_set():
+                c.post("/v1/models/ep:predict", json={"instances": np.ones((64, 64)).tolist()})
+
+    workers = [threading.Thread(target=load) for _ in range(6)]
+    for w in workers:
+        w.start()
+    try:
+        d.ready(2)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+
+
+def test_metrics_per_endpoint_and_version(deployer: Deployer) -> None:
+    deployer.deploy(version=1)
+    deployer.ready(1)
+    for _ in range(3):
+        deployer.http.post("/v1/models/ep:predict", json={"instances": X.tolist()})
+    text = deployer.http.get("/metrics").text
+    assert 'shipyard_endpoint_requests_total{endpoint="ep",status="200",version="1"} 3.0' in text
+    assert 'shipyard_endpoint_batch_size_bucket{endpoint="ep",le="4.0",version="1"} 3.0' in text
+    assert 'shipyard_endpoint_replicas{endpoint="ep",state="ready",version="1"} 1.0' in text
+    assert "shipyard_endpoint_request_duration_seconds_bucket" in text
+    assert 'shipyard_endpoint_in_flight{endpoint="ep"} 0.0' in text
+
+
+def test_deploy_bad_input(deployer: Deployer) -> None:
+    h = deployer.http
+    cases = [
+        ({"name": "Bad_Name", "project": "p", "model": "mlp", "version": 1}, 422),
+        ({"name": "x", "project": "p", "model": "mlp"}, 422),
+        ({"name": "x", "project": "p", "model": "mlp", "version": 9}, 404),
+        ({"name": "x", "project": "p", "model": "ghost", "version": 1}, 404),
+        ({"name": "x", "project": "p", "model": "mlp", "alias": "nope"}, 404),
+        (
+            {
+                "name": "x",
+                "project": "p",
+                "model": "mlp",
+                "version": 1,
+                "min_replicas": 3,
+                "max_replicas": 2,
+            },
+            422,
+        ),
+    ]
+    for body, status in cases:
+        r = h.post("/api/endpoints", json=body)
+        assert r.status_code == status, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+    assert h.get("/api/endpoints/none").status_code == 404
+    assert h.delete("/api/endpoints/none").status_code == 404
