@@ -123,6 +123,7 @@ class Controller:
         self.start_timeout_s = start_timeout_s
         self.endpoints: dict[str, EndpointState] = {}
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._http = httpx.AsyncClient(timeout=health_timeout_s)
 
@@ -133,13 +134,12 @@ class Controller:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop reconciling and every replica."""
+        """Stop reconciling (after the pass in progress, so no store access is cut short) and
+        every replica."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self._task
         for state in self.endpoints.values():
             for replica in state.replicas:
                 self._terminate(replica)
@@ -150,7 +150,7 @@ class Controller:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.reconcile()
             except Exception:  # a failed pass is retried; the router keeps serving

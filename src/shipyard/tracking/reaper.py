@@ -19,6 +19,7 @@ class CrashReaper:
         self.timeout_s = timeout_s
         self.interval_s = max(0.2, min(30.0, timeout_s / 4))
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     def reap(self) -> int:
         """One pass; how many runs it marked."""
@@ -26,8 +27,12 @@ class CrashReaper:
             return service.mark_crashed(s, self.timeout_s)
 
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.interval_s)
+                return
+            except TimeoutError:
+                pass
             try:
                 n = await asyncio.to_thread(self.reap)
                 if n:
@@ -40,10 +45,8 @@ class CrashReaper:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop the loop."""
+        """Stop the loop, after the pass in progress (a pass cut short would strand a store
+        connection in its worker thread)."""
+        self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self._task
