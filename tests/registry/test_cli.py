@@ -8,8 +8,10 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
 from typer.testing import CliRunner
 
+from shipyard.app import create_app
 from shipyard.cli import app as cli
 from tests.conftest import ServerThread
 from tests.registry.conftest import World
@@ -19,7 +21,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def url(world: World) -> Iterator[str]:
-    with ServerThread(world.client.app) as server:  # type: ignore[arg-type]
+    with ServerThread(_second_app(world)) as server:
         yield server.url
 
 
@@ -92,3 +94,8 @@ def test_refusals_are_one_line_errors(world: World, url: str) -> None:
         )
         assert proc.returncode == 1 and message in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _second_app(world: World) -> FastAPI:
+    """Another app on the same store: one app's background services run in one event loop."""
+    return create_app(world.client.app.state.runtime.settings)  # type: ignore[attr-defined]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
 
 import shipyard
+from shipyard.app import create_app
 from shipyard.errors import Forbidden
 from tests.conftest import ServerThread
 from tests.registry.conftest import World
 
 
 def test_request_approve_and_resolve_from_the_sdk(world: World) -> None:
-    with ServerThread(world.client.app) as server:  # type: ignore[arg-type]
+    with ServerThread(_second_app(world)) as server:
 
         def client(who: str) -> shipyard.Client:
             return shipyard.Client(url=server.url, token=world.tokens[who])
@@ -33,3 +35,8 @@ def test_request_approve_and_resolve_from_the_sdk(world: World) -> None:
             mona.update_version("proj", "m", 1, status="archived")
             mona.delete_model("proj", "m", version=1)
             assert [v["version"] for v in dev.model("proj", "m")["versions"]] == [2]
+
+
+def _second_app(world: World) -> FastAPI:
+    """Another app on the same store: one app's background services run in one event loop."""
+    return create_app(world.client.app.state.runtime.settings)  # type: ignore[attr-defined]

@@ -92,6 +92,7 @@ class EndpointState:
     last_request: float = field(default_factory=time.monotonic)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     load: float = 0.0  # smoothed in-flight requests per ready replica
+    waiting: int = 0  # requests held at the router until a replica is ready
 
     def ready(self, version: int | None = None) -> list[Replica]:
         return [
@@ -233,7 +234,7 @@ class Controller:
         ready = state.ready()
         in_flight = sum(r.in_flight for r in ready)
         state.load = 0.7 * state.load + 0.3 * (in_flight / max(1, len(ready)))
-        idle = time.monotonic() - state.last_request > state.idle_timeout_s
+        idle = time.monotonic() - state.last_request > state.idle_timeout_s and state.waiting == 0
         weighted = [v for v, w in state.weights.items() if w > 0]
         for version in weighted:
             current = state.desired.get(version, state.min_replicas)

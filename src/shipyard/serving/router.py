@@ -66,23 +66,30 @@ class Router:
     async def _acquire(
         self, state: EndpointState, version: int | None, exclude: Replica | None = None
     ) -> Replica:
+        replica = self._pick(state, version, exclude)
+        if replica is not None:
+            return replica
         deadline = time.monotonic() + self.cold_start_timeout_s
-        while True:
-            replica = self._pick(state, version, exclude)
-            if replica is not None:
-                return replica
-            self.controller.wake()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Unavailable(
-                    f"endpoint {state.name!r} has no ready replica; retry shortly",
-                    headers={"retry-after": "5"},
-                )
-            state.changed.clear()
-            try:
-                await asyncio.wait_for(state.changed.wait(), min(remaining, 0.25))
-            except TimeoutError:
-                pass
+        state.waiting += 1  # keeps a scaled-to-zero endpoint from looking idle meanwhile
+        try:
+            while True:
+                self.controller.wake()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Unavailable(
+                        f"endpoint {state.name!r} has no ready replica; retry shortly",
+                        headers={"retry-after": "5"},
+                    )
+                state.changed.clear()
+                try:
+                    await asyncio.wait_for(state.changed.wait(), min(remaining, 0.25))
+                except TimeoutError:
+                    pass
+                replica = self._pick(state, version, exclude)
+                if replica is not None:
+                    return replica
+        finally:
+            state.waiting -= 1
 
     async def _send(
         self,
