@@ -24,7 +24,7 @@ from shipyard.errors import ShipyardError, Unavailable, Unprocessable
 from shipyard.observability import HttpMetrics
 from shipyard.registry.api import router as registry_router
 from shipyard.runtime import Runtime
-from shipyard.serving.api import Serving
+from shipyard.serving.api import InferenceFastPath, Serving
 from shipyard.serving.api import router as serving_router
 from shipyard.serving.controller import Controller
 from shipyard.serving.metrics import ServingMetrics
@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     app.state.serving = serving
+    app.add_middleware(InferenceFastPath)  # inside the metrics, which time it too
     app.add_middleware(_Wrap, wrap=http_metrics.middleware)
     install_error_handlers(app)
     app.include_router(auth_router)

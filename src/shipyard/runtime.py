@@ -23,7 +23,12 @@ class Runtime:
     token_cache: dict[str, tuple[str, str, bool, float]] = field(default_factory=dict)
 
 
-def runtime(request: Request) -> Runtime:
-    """The server's runtime, for route dependencies."""
+def runtime_of(request: Request) -> Runtime:
+    """The server's runtime of a request."""
     rt: Runtime = request.app.state.runtime
     return rt
+
+
+async def runtime(request: Request) -> Runtime:
+    """The server's runtime, for route dependencies (async: no hop to a worker thread)."""
+    return runtime_of(request)

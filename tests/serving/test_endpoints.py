@@ -284,6 +284,23 @@ def test_metrics_per_endpoint_and_version(deployer: Deployer) -> None:
     assert 'shipyard_endpoint_in_flight{endpoint="ep"} 0.0' in text
 
 
+def test_inference_fast_path_keeps_route_metrics_and_errors(deployer: Deployer) -> None:
+    """The inference routes answered before FastAPI's routing are still counted by template."""
+    deployer.deploy(version=1)
+    deployer.ready(1)
+    h = deployer.http
+    assert h.post("/v1/models/ep/versions/1:predict", json={"instances": X.tolist()}).is_success
+    r = h.post("/v1/models/ep/versions/x:predict", json={"instances": X.tolist()})
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert "not a number" in r.json()["detail"]
+    r = h.post("/endpoints/ep/predict", json={"inputs": X[0].tolist()})
+    np.testing.assert_allclose(r.json(), want(1)[0], atol=1e-5)
+    text = h.get("/metrics").text
+    route = 'route="/v1/models/{name}/versions/{version}:predict"'
+    assert f'shipyard_http_requests_total{{method="POST",{route},status="200"}} 1.0' in text
+    assert f'shipyard_http_requests_total{{method="POST",{route},status="404"}} 1.0' in text
+
+
 def test_deploy_bad_input(deployer: Deployer) -> None:
     h = deployer.http
     cases = [
