@@ -9,10 +9,11 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	# The CPU build of torch first: any other spec would pull gigabytes of CUDA wheels.
+	# The CPU build of torch first, and a constraint so that nothing installed after it can
+	# replace it (any other version is gigabytes of CUDA wheels here).
 	$(VENV)/bin/pip install -q torch==2.13.0
-	$(VENV)/bin/pip install -q -e '.[torch,dev]'
+	$(VENV)/bin/pip install -q -c .ci/constraints.txt -e '.[torch,dev]'
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 'torch ' + torch.__version__ + ' replaced the pinned 2.13.0')"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

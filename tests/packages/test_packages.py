@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def test_torch_package_predicts_like_the_module(
     assert manifest["flavor"] == "torch" and manifest["metadata"] == {"task": "digits"}
     assert set(manifest["runtimes"]) == {"onnxruntime", "torch"}
     assert manifest["signature"]["inputs"] == [{"name": "x", "dtype": "float32", "shape": [-1, 64]}]
-    assert manifest["frameworks"]["torch"] == torch.__version__
+    assert manifest["frameworks"]["torch"] == importlib.metadata.version("torch")
     for runtime in ("onnxruntime", "torch"):
         model = load_package(torch_package, runtime=runtime)
         assert model.runtime == runtime
