@@ -6,7 +6,12 @@ passed since that oldest request arrived; requests whose inputs cannot be stacke
 batch (other non-batch dimensions) wait for the next one. The wait happens only under load
 (the previous batch merged several requests, or requests queued behind it): a lone request
 runs at once. Inference runs in a worker thread, off the event loop; while it runs, new
-requests queue, so batches grow with load and stay at one request when idle.
+requests queue, so batches grow with load and stay at one request when idle. A compute-bound
+model (``inline_small``) whose batches all take well under a millisecond (a small network)
+runs on the event loop instead: the hop to the thread and back (and the wait for the GIL on
+the way) costs more than the inference, and the loop is held for less than the hop would
+take. A batch in the thread is timed by its thread's CPU time (its wall time would count the
+wait for the GIL), one on the loop by its wall time.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 Inputs = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
 Result = tuple[Outputs, int]  # a request's outputs and the rows of the batch it ran in
+INLINE_BELOW_S = 0.0005  # batches run on the event loop while the slowest recent one was faster
 
 
 @dataclass
@@ -37,9 +43,14 @@ class Batcher:
     """Merges concurrent requests for ``run`` into batches of at most ``max_batch_size`` rows."""
 
     def __init__(
-        self, run: Callable[[Inputs], Outputs], max_batch_size: int = 32, max_delay_ms: float = 5.0
+        self,
+        run: Callable[[Inputs], Outputs],
+        max_batch_size: int = 32,
+        max_delay_ms: float = 5.0,
+        inline_small: bool = False,
     ) -> None:
         self._run = run
+        self.inline_small = inline_small
         self.max_batch_size = max(1, max_batch_size)
         self.max_delay_s = max(0.0, max_delay_ms) / 1000
         self._queue: list[_Pending] = []
@@ -47,6 +58,8 @@ class Batcher:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shipyard-infer")
         self._task: asyncio.Task[None] | None = None
+        # The slowest recent batch (seconds, decaying 1% a batch); unknown until one ran.
+        self._slowest = float("inf")
         self.on_batch: Callable[[int, int], None] | None = None  # (rows, requests) observer
 
     @property
@@ -112,12 +125,21 @@ class Batcher:
                 for n in names
             }
             try:
-                outputs = await loop.run_in_executor(self._executor, self._run, merged)
+                if self.inline_small and self._slowest < INLINE_BELOW_S:
+                    start = time.perf_counter()
+                    outputs = self._run(merged)
+                    seconds = time.perf_counter() - start
+                else:
+                    outputs, seconds = await loop.run_in_executor(
+                        self._executor, self._timed_run, merged
+                    )
             except Exception as exc:  # the model failed on this batch: each request learns why
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
+            known = self._slowest != float("inf")
+            self._slowest = max(seconds, 0.99 * self._slowest if known else 0.0)
             total = sum(b.rows for b in batch)
             self._concurrent = len(batch) > 1 or bool(self._queue)
             if self.on_batch is not None:
@@ -128,6 +150,11 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_result(({k: v[start:end] for k, v in outputs.items()}, total))
                 start = end
+
+    def _timed_run(self, inputs: Inputs) -> tuple[Outputs, float]:
+        start = time.thread_time()
+        outputs = self._run(inputs)
+        return outputs, time.thread_time() - start
 
     async def close(self) -> None:
         """Stop batching; pending requests fail."""

@@ -3,7 +3,8 @@
 State owned: the loaded model and its batching queue. The controller starts replicas as
 ``python -m shipyard.serving.replica --package DIR --port P`` and the router forwards requests
 to them; ``shipyard serve DIR`` runs the same app standalone (the container entrypoint).
-Inference never runs on the event loop, and the GIL of one replica never serialises another.
+Inference runs off the event loop (but for sub-millisecond batches, see ``batching``), and the
+GIL of one replica never serialises another.
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def create_replica_app(
     orphan_exit: bool = False,
 ) -> Starlette:
     """The replica's ASGI app for one loaded model (``orphan_exit``: die with the parent)."""
-    batcher = Batcher(model.run, max_batch_size, max_delay_ms)
+    # Compiled runtimes only: a python model may wait on anything, so it never runs on the loop.
+    batcher = Batcher(
+        model.run, max_batch_size, max_delay_ms, inline_small=model.manifest.flavor != "python"
+    )
     signature = model.signature
     versions = [version] if version is not None else [1]
     registry = CollectorRegistry()
