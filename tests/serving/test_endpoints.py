@@ -3,6 +3,7 @@ canary, promote and rollback, rolling updates under load, crashes, scaling, metr
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from shipyard.serving.api import _QUIET
 from tests.serving.conftest import Deployer, mlp
 
 X = np.random.default_rng(0).random((3, 64), dtype=np.float32)
@@ -299,6 +301,18 @@ def test_inference_fast_path_keeps_route_metrics_and_errors(deployer: Deployer) 
     route = 'route="/v1/models/{name}/versions/{version}:predict"'
     assert f'shipyard_http_requests_total{{method="POST",{route},status="200"}} 1.0' in text
     assert f'shipyard_http_requests_total{{method="POST",{route},status="404"}} 1.0' in text
+
+
+def test_successful_inference_is_not_access_logged() -> None:
+    def line(method: str, path: str, status: int) -> logging.LogRecord:
+        args = ("127.0.0.1:5000", method, path, "1.1", status)
+        return logging.LogRecord("uvicorn.access", logging.INFO, "", 0, "%s", args, None)
+
+    assert not _QUIET.filter(line("POST", "/v1/models/ep%3Apredict", 200))
+    assert not _QUIET.filter(line("POST", "/v2/models/ep/infer", 200))
+    assert _QUIET.filter(line("POST", "/v1/models/ep%3Apredict", 400))  # failures still log
+    assert _QUIET.filter(line("GET", "/v1/models/ep", 200))
+    assert _QUIET.filter(line("POST", "/api/runs", 201))
 
 
 def test_deploy_bad_input(deployer: Deployer) -> None:

@@ -6,6 +6,7 @@ Hugging Face-style body), so their existing clients work unchanged.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Annotated, Any
@@ -412,6 +413,25 @@ _INVOKE_ROUTES = (
 _PREFIXES = ("/v1/models/", "/v2/models/", "/endpoints/")
 
 
+class _QuietInference(logging.Filter):
+    """Drops uvicorn's access-log line of a successful inference request.
+
+    ``/metrics`` counts and times those by endpoint, version and status; at thousands of
+    requests a second the line (formatted, written and flushed each time) cost more CPU than
+    the server's whole routing. Failed ones (status >= 400) and every other route still log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and args[1] == "POST":
+            path, status = args[2], args[4]
+            return not (isinstance(path, str) and path.startswith(_PREFIXES) and int(status) < 400)
+        return True
+
+
+_QUIET = _QuietInference()
+
+
 class InferenceFastPath:
     """Pure ASGI middleware answering the inference POST routes before FastAPI's routing.
 
@@ -426,6 +446,7 @@ class InferenceFastPath:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        logging.getLogger("uvicorn.access").addFilter(_QUIET)  # once: the same filter object
         templates = {r.path: r for r in router.routes if isinstance(r, APIRoute)}
         self.routes = [
             (re.compile(f"^{regex}$"), templates[template], target)
