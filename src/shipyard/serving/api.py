@@ -425,7 +425,8 @@ class _QuietInference(logging.Filter):
         args = record.args
         if isinstance(args, tuple) and len(args) == 5 and args[1] == "POST":
             path, status = args[2], args[4]
-            return not (isinstance(path, str) and path.startswith(_PREFIXES) and int(status) < 400)
+            ok = isinstance(status, int) and status < 400
+            return not (ok and isinstance(path, str) and path.startswith(_PREFIXES))
         return True
 
 
