@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.auth.test_auth_api import api_routes
+from tests.jobs import routes as jobs_routes
 
 R = "{run}"
 MODEL = "/api/projects/{project}/models/{name}"
@@ -160,6 +161,9 @@ BAD: dict[tuple[str, str], tuple[str, dict[str, object], int]] = {
         422,
     ),
 }
+
+
+BAD.update(jobs_routes.BAD)
 
 
 def test_the_table_lists_every_route(client: TestClient) -> None:

@@ -5,11 +5,16 @@
 Logs the config, per-epoch losses and accuracy, sample images with predictions, the best
 checkpoint (with its accuracy) and a confusion-matrix image. Needs a server (``shipyard server``)
 or runs offline with ``--offline`` (then ``shipyard sync``).
+
+The data is scikit-learn's copy, or ``digits.npz`` from ``--data FOLDER`` (a pulled dataset), or,
+in a job submitted with ``--dataset digits@VERSION``, the dataset the job mounted. Make the
+dataset with ``python examples/digits/make_dataset.py ./digits-data``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -40,6 +45,20 @@ def confusion_png(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> None:
     PILImage.fromarray(shade).resize((200, 200), PILImage.NEAREST).save(path)
 
 
+def load(data: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, 64) and labels from ``data``, a job's mounted dataset, or scikit-learn."""
+    folder = Path(data) if data else None
+    mounted = Path(os.environ.get("SHIPYARD_DATASETS", "/nonexistent")) / "digits"
+    if folder is None and (mounted / "digits.npz").exists():
+        folder = mounted
+    if folder is not None:
+        arrays = np.load(folder / "digits.npz")
+        print(f"data from {folder}")
+        return arrays["data"], arrays["target"]
+    digits = load_digits()
+    return digits.data, digits.target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", default="digits")
@@ -51,13 +70,14 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--offline", action="store_true", help="Spool locally; `shipyard sync`.")
+    parser.add_argument("--data", default=None, help="A folder with digits.npz.")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
-    digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
+    images, labels = load(args.data)
+    x = (images / 16.0).astype(np.float32)
     x_train, x_val, y_train, y_val = train_test_split(
-        x, digits.target, test_size=0.25, random_state=args.seed, stratify=digits.target
+        x, labels, test_size=0.25, random_state=args.seed, stratify=labels
     )
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val)

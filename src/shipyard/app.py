@@ -19,8 +19,13 @@ from shipyard import __version__
 from shipyard.audit.api import router as audit_router
 from shipyard.auth.api import router as auth_router
 from shipyard.config import Settings
+from shipyard.data.api import router as data_router
 from shipyard.db import Database
 from shipyard.errors import ShipyardError, Unavailable, Unprocessable
+from shipyard.jobs.api import router as jobs_router
+from shipyard.jobs.background import JobServices
+from shipyard.jobs.sweep_api import router as sweep_router
+from shipyard.jobs.worker_api import router as worker_router
 from shipyard.observability import HttpMetrics
 from shipyard.registry.api import router as registry_router
 from shipyard.runtime import Runtime
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     storage = Storage(settings.artifact_root, s3_endpoint_url=settings.s3_endpoint_url)
     rt = Runtime(settings=settings, db=db, storage=storage)
     reaper = CrashReaper(db, settings.heartbeat_timeout_s)
+    jobs = JobServices(db, storage, settings)
     http_metrics = HttpMetrics()
     serving_metrics = ServingMetrics(http_metrics.registry)
     controller = Controller(db, storage, settings.home, serving_metrics)
@@ -126,9 +132,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         reaper.start()
         controller.start()
+        jobs.start()
         try:
             yield
         finally:
+            await jobs.stop()
             await controller.stop()
             await serving.router.close()
             await reaper.stop()
@@ -142,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     app.state.serving = serving
+    app.state.dispatcher, app.state.sweeper = jobs.dispatcher, jobs.sweeper
     app.add_middleware(InferenceFastPath)  # inside the metrics, which time it too
     app.add_middleware(_Wrap, wrap=http_metrics.middleware)
     install_error_handlers(app)
@@ -151,6 +160,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry_router)
     app.include_router(audit_router)
     app.include_router(serving_router)
+    app.include_router(data_router)
+    app.include_router(jobs_router)
+    app.include_router(worker_router)
+    app.include_router(sweep_router)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(ui_router)

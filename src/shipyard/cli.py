@@ -12,7 +12,9 @@ from shipyard.audit.cli import audit_app
 from shipyard.auth.cli import tokens_app, users_app
 from shipyard.client._config import ClientSettings
 from shipyard.config import AuthMode, Settings
+from shipyard.data.cli import datasets_app
 from shipyard.errors import ShipyardError
+from shipyard.jobs.cli import jobs_app, sweep_app, usage, worker
 from shipyard.registry.cli import models_app
 from shipyard.serving.cli import deploy, endpoints_app, serve
 from shipyard.tracking.cli import artifacts_app, projects_app, runs_app, sync
@@ -37,6 +39,11 @@ app.add_typer(endpoints_app, name="endpoints")
 app.command("deploy")(deploy)
 app.command("serve")(serve)
 app.command("sync")(sync)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(sweep_app, name="sweep")
+app.command("usage")(usage)
+app.command("worker")(worker)
 err = Console(stderr=True)
 
 

@@ -65,6 +65,54 @@ class Settings(BaseSettings):
         description="Endpoint of an S3-compatible store (MinIO, Ceph, moto) for s3:// artifacts.",
     )
 
+    # -- training jobs (shipyard.jobs) ------------------------------------------------------
+    executor: str = Field(
+        "local",
+        description="Where jobs run: local (worker processes of the server), none (only "
+        "`shipyard worker` machines), or ray://HOST:PORT (a Ray cluster).",
+    )
+    public_url: str | None = Field(
+        None,
+        description="URL jobs and Ray tasks use to reach this server; default http://HOST:PORT.",
+    )
+    worker_cpus: float | None = Field(
+        None, description="CPU slots of the local worker; default: the machine's cores."
+    )
+    worker_gpus: str | None = Field(
+        None,
+        description="GPU indices of the local worker (0,1); default: what nvidia-smi lists.",
+    )
+    worker_memory_gb: float = Field(
+        0.0, description="Memory the local worker offers jobs, in GB (0: not scheduled by it)."
+    )
+    worker_resource_class: str = Field(
+        "default", description="Price class of the local worker (a key of SHIPYARD_PRICES)."
+    )
+    worker_timeout_s: float = Field(
+        30.0, description="A worker silent this long is lost; its jobs are retried or lost."
+    )
+    jobs_dir: Path | None = Field(
+        None, description="Folder the local worker runs jobs in; default: home/jobs."
+    )
+    dispatch_interval_s: float = Field(
+        1.0, description="How often the dispatcher scans the queue (it also runs on submit)."
+    )
+    cancel_grace_s: float = Field(
+        10.0, description="Seconds from SIGTERM to SIGKILL when a job is cancelled or times out."
+    )
+    max_snapshot_bytes: int = Field(
+        100 * 1024 * 1024, description="Largest code snapshot a job may upload."
+    )
+    prices: dict[str, dict[str, float]] = Field(
+        {"default": {"cpu": 0.04, "gpu": 2.5, "memory_gb": 0.005}},
+        description="Price per resource-hour by worker class, as JSON: "
+        '{"CLASS": {"cpu": .., "gpu": .., "memory_gb": ..}}.',
+    )
+    currency: str = Field("USD", description="Currency of SHIPYARD_PRICES, shown in reports.")
+    sweep_interval_s: float = Field(
+        2.0, description="How often sweeps start trials and check early stopping."
+    )
+
     @property
     def database(self) -> str:
         """The metadata store URL, defaulting to SQLite under the home."""
@@ -74,6 +122,19 @@ class Settings(BaseSettings):
     def artifact_root(self) -> str:
         """The artifact store root, defaulting to a folder under the home."""
         return self.artifacts or str(self.home / "artifacts")
+
+    @property
+    def jobs_path(self) -> Path:
+        """Where the local worker runs jobs."""
+        return self.jobs_dir or self.home / "jobs"
+
+    @property
+    def server_url(self) -> str:
+        """The URL jobs reach this server at."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def auth_required(self) -> bool:

@@ -112,6 +112,16 @@ class Storage:
         except FileNotFoundError as exc:
             raise NotFound(f"blob {src!r} does not exist") from exc
 
+    def move(self, src: str, dst: str) -> None:
+        """Rename a blob inside the store (atomic within a local folder)."""
+        full = self._full(dst)
+        if self.local:
+            self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
+        try:
+            self.fs.mv(self._full(src), full)
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {src!r} does not exist") from exc
+
     def read_bytes(self, path: str) -> bytes:
         """A whole (small) blob."""
         with self.open(path) as f:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from shipyard.audit.tables import AuditRecord
+from tests.jobs import routes as jobs_routes
 from tests.registry.conftest import World
 from tests.registry.test_authz import LADDER, LEVEL, MATRIX, PNG
 
@@ -21,6 +22,7 @@ TELEMETRY = {
     ("POST", "/v2/models/{name}/infer"),
     ("POST", "/v2/models/{name}/versions/{version}/infer"),
     ("POST", "/endpoints/{name}/predict"),
+    *jobs_routes.TELEMETRY,
 }
 
 

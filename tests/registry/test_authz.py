@@ -15,6 +15,7 @@ import pytest
 
 from shipyard.auth import service
 from tests.auth.test_auth_api import api_routes
+from tests.jobs import routes as jobs_routes
 from tests.registry.conftest import World
 
 LADDER = ["otto", "vic", "dev", "mona", "alice", "root"]  # none < viewer < ... < owner < admin
@@ -277,6 +278,9 @@ def fresh_endpoint(w: World, who: str) -> str:
         },
     )
     return f"/api/endpoints/{name}"
+
+
+MATRIX.update(jobs_routes.MATRIX)
 
 
 def test_matrix_covers_every_route(world: World) -> None:

@@ -266,6 +266,54 @@ class Client:
         )
         return list(result["aliases"])
 
+    # -- datasets and jobs ----------------------------------------------------------------------
+
+    def push_dataset(
+        self, project: str, name: str, folder: str | Path, description: str = ""
+    ) -> dict[str, Any]:
+        """Push a folder as the next version of a dataset (only missing chunks are sent)."""
+        from shipyard.client._datasets import push
+
+        version, _ = push(self.http, project, name, Path(folder), description)
+        return version
+
+    def pull_dataset(self, project: str, ref: str, dest: str | Path) -> dict[str, Any]:
+        """Pull ``NAME@VERSION`` into ``dest``, every hash checked; returns the version."""
+        from shipyard.client._datasets import pull
+
+        version, _ = pull(self.http, project, ref, Path(dest))
+        return version
+
+    def submit_job(
+        self, project: str, command: list[str], directory: str | Path | None = ".", **options: Any
+    ) -> dict[str, Any]:
+        """Queue ``command`` with a snapshot of ``directory``; options: cpus, gpus, memory_gb,
+        datasets, timeout_s, retries, priority, env, name."""
+        from shipyard.client._jobs import submit
+
+        root = Path(directory) if directory is not None else None
+        return submit(self.http, project, command, root, **options)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """One job."""
+        result: dict[str, Any] = self.http.json("GET", f"/api/jobs/{job_id}")
+        return result
+
+    def wait_job(self, job_id: str, timeout_s: float = 3600.0) -> dict[str, Any]:
+        """Wait until a job ends; returns it."""
+        from shipyard.client._jobs import wait
+
+        return wait(self.http, job_id, timeout_s)
+
+    def job_logs(self, job_id: str) -> str:
+        """A job's output so far."""
+        return self.http.request("GET", f"/api/jobs/{job_id}/logs").text
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job (its submitter or a maintainer)."""
+        result: dict[str, Any] = self.http.json("POST", f"/api/jobs/{job_id}/cancel")
+        return result
+
     # -- governance -----------------------------------------------------------------------------
 
     def members(self, project: str) -> list[dict[str, Any]]:

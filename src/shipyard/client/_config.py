@@ -18,6 +18,9 @@ class ClientSettings(BaseSettings):
     home: Path = Field(Path.home() / ".shipyard", description="Local state, including the spool.")
     project: str | None = Field(None, description="Default project for the SDK and CLI.")
     run_id: str | None = Field(None, description="Run to resume (set for jobs by the server).")
+    max_snapshot_bytes: int = Field(
+        100 * 1024 * 1024, description="Largest job code snapshot; refused before upload."
+    )
 
     @property
     def spool(self) -> Path:

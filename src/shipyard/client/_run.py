@@ -253,6 +253,23 @@ class Run:
         self.flush()
         return log_model(self, model, name, **kwargs)
 
+    def use_dataset(self, ref: str, download: str | Path | None = None) -> dict[str, Any]:
+        """Record that this run uses a dataset version (``"digits@2"``, ``"digits@latest"``,
+        ``"PROJECT/NAME@2"``), so lineage runs dataset version -> run -> model version.
+        With ``download``, pull it into that folder (every hash checked). Returns the version
+        with its manifest."""
+        if not self._created:
+            raise ServerUnreachable(f"run {self.id} is not on the server yet; cannot use {ref}")
+        version: dict[str, Any] = self._http.json(
+            "POST", f"/api/runs/{self.id}/datasets", {"ref": ref}
+        )
+        if download is not None:
+            from shipyard.client._datasets import http_blobs, materialize
+
+            blobs = http_blobs(self._http, version["project"])
+            materialize(version["files"], Path(download), blobs)
+        return version
+
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything logged so far reached the server; False if it could not."""
         deadline = time.monotonic() + timeout_s

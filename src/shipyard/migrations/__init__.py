@@ -28,7 +28,9 @@ def metadata() -> MetaData:
     """Every feature's tables on one MetaData (imports the table modules)."""
     from shipyard.audit import tables as _audit  # noqa: F401
     from shipyard.auth import tables as _auth  # noqa: F401
+    from shipyard.data import tables as _data  # noqa: F401
     from shipyard.db import Base
+    from shipyard.jobs import tables as _jobs  # noqa: F401
     from shipyard.registry import tables as _registry  # noqa: F401
     from shipyard.serving import tables as _serving  # noqa: F401
     from shipyard.tracking import tables as _tracking  # noqa: F401

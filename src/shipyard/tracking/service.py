@@ -179,6 +179,18 @@ def update_run(session: Session, run_id: str, body: RunUpdate) -> Run:
     return run
 
 
+def add_datasets(session: Session, run_id: str, entries: Sequence[dict[str, Any]]) -> Run:
+    """Record dataset versions a run used in ``environment["datasets"]`` (the lineage the
+    registry copies into model versions); an entry already there is not repeated."""
+    run = get_run(session, run_id)
+    used = list(run.environment.get("datasets", []))
+    for entry in entries:
+        if entry not in used:
+            used.append(dict(entry))
+    run.environment = {**run.environment, "datasets": used}
+    return run
+
+
 def touch(session: Session, run_id: str) -> None:
     """Record a heartbeat: the run's process is alive."""
     result = session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))

@@ -1,0 +1,1 @@
+"""Datasets: named, immutable, content-addressed versions of folders, with lineage into runs."""
