@@ -41,6 +41,7 @@ bench: setup
 	mkdir -p .bench
 	$(PY) benchmarks/tracking.py --json .bench/tracking.json
 	$(PY) benchmarks/ui.py --json .bench/ui.json
+	$(PY) benchmarks/jobs.py --json .bench/jobs.json
 
 lint: setup
 	$(VENV)/bin/ruff format --check src tests benchmarks examples

@@ -11,10 +11,12 @@ renames the file only once its whole sha256 matches the manifest.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,14 +63,17 @@ def folder_files(root: Path) -> list[tuple[Path, str]]:
 
 
 def manifest(files: Iterable[tuple[Path, str]], on_hash: Progress | None = None) -> list[Any]:
-    """Manifest entries of ``(path, relative name)`` pairs."""
-    out = []
-    for path, rel in files:
-        entry = hash_file(path, rel)
+    """Manifest entries of ``(path, relative name)`` pairs, hashed by a few threads (hashlib
+    lets go of the GIL on big buffers, so the cores share the work)."""
+
+    def one(item: tuple[Path, str]) -> dict[str, Any]:
+        entry = hash_file(*item)
         if on_hash is not None:
             on_hash(entry["size"])
-        out.append(entry)
-    return out
+        return entry
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(one, files))
 
 
 def ensure_project(http: Http, project: str) -> None:
@@ -114,9 +119,10 @@ def upload_missing(
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read(size)
-        if hashlib.sha256(data).hexdigest() != sha:
-            raise Unprocessable(f"{path} changed while it was being pushed; push again")
-        http.request("PUT", f"/api/projects/{project}/blobs/{sha}", content=data)
+        try:  # the server hashes what it receives: a file changed since hashing is refused
+            http.request("PUT", f"/api/projects/{project}/blobs/{sha}", content=data)
+        except Unprocessable as exc:
+            raise Unprocessable(f"{path} changed while it was pushed; push again") from exc
         if on_progress is not None:
             on_progress(size)
         return size
@@ -180,17 +186,34 @@ def http_blobs(http: Http, project: str) -> Callable[[str], Iterator[bytes]]:
     return fetch
 
 
-def _valid_prefix(partial: Path, chunks: list[str]) -> int:
-    """How many leading chunks of a partial file are intact; the file is cut after them."""
+def _valid_prefix(partial: Path, chunks: list[str], whole: Any) -> int:
+    """How many leading chunks of a partial file are intact (fed to ``whole``); the file is
+    cut after them."""
     good = 0
     with open(partial, "r+b") as f:
         for sha in chunks:
             block = f.read(CHUNK)
             if len(block) == 0 or hashlib.sha256(block).hexdigest() != sha:
                 break
+            whole.update(block)
             good += 1
         f.truncate(good * CHUNK)
     return good
+
+
+def _prefetch(fetch: Callable[[str], Iterator[bytes]], hashes: list[str]) -> Iterator[bytes]:
+    """Each chunk's bytes, in order, with up to ``THREADS`` downloads in flight."""
+    with ThreadPoolExecutor(THREADS) as pool:
+        window: deque[Future[bytes]] = deque()
+        todo = iter(hashes)
+        for sha in itertools.islice(todo, THREADS):
+            window.append(pool.submit(lambda h: b"".join(fetch(h)), sha))
+        while window:
+            data = window.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                window.append(pool.submit(lambda h: b"".join(fetch(h)), nxt))
+            yield data
 
 
 def materialize(
@@ -218,26 +241,27 @@ def materialize(
                 continue
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
-        start = _valid_prefix(partial, e["chunks"]) if partial.exists() else 0
+        whole = hashlib.sha256()
+        start = _valid_prefix(partial, e["chunks"], whole) if partial.exists() else 0
         if on_progress is not None and start:
             on_progress(start * CHUNK)
+        wanted = e["chunks"][start:]
         with open(partial, "ab") as out:
-            for sha in e["chunks"][start:]:
-                digest = hashlib.sha256()
-                for block in fetch(sha):
-                    digest.update(block)
-                    out.write(block)
-                    done.sent += len(block)
-                    if on_progress is not None:
-                        on_progress(len(block))
-                if digest.hexdigest() != sha:
+            for sha, data in zip(wanted, _prefetch(fetch, wanted), strict=True):
+                got = hashlib.sha256(data).hexdigest()
+                if got != sha:
                     out.close()
                     partial.unlink(missing_ok=True)
                     raise Unprocessable(
                         f"file {e['path']!r} is corrupted: a chunk named {sha[:12]}... "
-                        f"hashes to {digest.hexdigest()[:12]}...; pull refused"
+                        f"hashes to {got[:12]}...; pull refused"
                     )
-        if hash_file(partial, e["path"])["sha256"] != e["sha256"]:
+                whole.update(data)
+                out.write(data)
+                done.sent += len(data)
+                if on_progress is not None:
+                    on_progress(len(data))
+        if whole.hexdigest() != e["sha256"]:
             partial.unlink(missing_ok=True)
             raise Unprocessable(f"file {e['path']!r} is corrupted: its sha256 does not match")
         os.replace(partial, target)

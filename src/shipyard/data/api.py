@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from shipyard.audit import service as audit
 from shipyard.auth import roles
@@ -24,6 +25,7 @@ from shipyard.data.schemas import (
     VersionCreate,
     VersionOut,
 )
+from shipyard.errors import PayloadTooLarge
 from shipyard.tracking import service as tracking
 from shipyard.tracking.api import project_for, run_for
 
@@ -110,10 +112,22 @@ async def upload_blob(
         known = service.find_blob(s, p.id, sha256)
         if known is not None:
             return BlobOut(sha256=sha256, size=known.size, existed=True)
-    blob = await service.write_blob(rt.storage, p.id, sha256, request.stream())
-    with rt.db.session() as s:
-        service.record_blob(s, p.id, sha256, blob.size)
-    return BlobOut(sha256=sha256, size=blob.size, existed=False)
+    if int(request.headers.get("content-length") or 0) > service.MAX_BLOB_BYTES:
+        raise PayloadTooLarge(f"a blob is at most {service.MAX_BLOB_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > service.MAX_BLOB_BYTES:
+            raise PayloadTooLarge(f"a blob is at most {service.MAX_BLOB_BYTES} bytes")
+
+    def store() -> int:  # hashing and writing off the event loop
+        blob = service.store_blob(rt.storage, p.id, sha256, bytes(body))
+        with rt.db.session() as s:
+            service.record_blob(s, p.id, sha256, blob.size)
+        return blob.size
+
+    size = await run_in_threadpool(store)
+    return BlobOut(sha256=sha256, size=size, existed=False)
 
 
 @router.get("/projects/{project}/blobs/{sha256}")

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -82,26 +82,25 @@ def missing_blobs(session: Session, project_id: str, hashes: Sequence[str]) -> l
     return [sha for sha in dict.fromkeys(hashes) if sha not in have]
 
 
-async def write_blob(
-    storage: Storage, project_id: str, sha256: str, chunks: AsyncIterator[bytes]
-) -> StoredBlob:
-    """Stream a blob into the store, refusing bytes whose sha256 is not ``sha256``.
+def store_blob(storage: Storage, project_id: str, sha256: str, data: bytes) -> StoredBlob:
+    """Store a blob, refusing bytes whose sha256 is not ``sha256`` (blocking: call it off the
+    event loop).
 
     The bytes go to a private temporary name first, so two clients pushing the same blob at
     once never write into the same file; the last rename wins with identical content.
     """
     check_sha(sha256)
-    tmp = f"blobs/{project_id}/tmp/{uuid.uuid4().hex}"
-    blob = await storage.write_stream(tmp, chunks, limit=MAX_BLOB_BYTES)
-    if blob.sha256 != sha256:
-        storage.delete(tmp)
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
         raise Unprocessable(
-            f"blob {sha256[:12]}...: the bytes sent hash to {blob.sha256[:12]}... "
-            "(corrupted in transit?); send it again"
+            f"blob {sha256[:12]}...: the bytes sent hash to {got[:12]}... "
+            "(corrupted in transit, or the file changed); send it again"
         )
+    tmp = f"blobs/{project_id}/tmp/{uuid.uuid4().hex}"
+    storage.write_bytes(tmp, data)
     final = blob_path(project_id, sha256)
     storage.move(tmp, final)
-    return StoredBlob(final, blob.size, blob.sha256)
+    return StoredBlob(final, len(data), sha256)
 
 
 def record_blob(session: Session, project_id: str, sha256: str, size: int) -> bool:

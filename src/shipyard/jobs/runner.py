@@ -186,7 +186,10 @@ def _run(a: Assignment, ops: JobOps, workdir: Path, server_url: str) -> Outcome:
             ops.log(f"[shipyard] {why}: SIGTERM to the process group\n".encode())
             _stop(proc, a.cancel_grace_s, ops)
             break
-        time.sleep(0.05)
+        try:
+            proc.wait(0.05)  # returns the moment the command exits
+        except subprocess.TimeoutExpired:
+            pass
     _kill_group(proc.pid, signal.SIGKILL)  # children left behind by the command
     pump.join(5)
     proc.wait()
