@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -28,6 +29,10 @@ class HttpMetrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        # Children by label values (route templates are few): ``labels()`` on every request
+        # costs more than the observation itself.
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str, int], Any] = {}
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """Pure ASGI middleware timing and counting requests under their route template.
@@ -54,8 +59,18 @@ class HttpMetrics:
                 route = scope.get("route")
                 template = getattr(route, "path", "unmatched")
                 method = scope.get("method", "")
-                self.latency.labels(template, method).observe(time.perf_counter() - start)
-                self.requests.labels(template, method, str(status[0])).inc()
+                key = (template, method)
+                latency = self._latency.get(key)
+                if latency is None:
+                    latency = self._latency[key] = self.latency.labels(template, method)
+                latency.observe(time.perf_counter() - start)
+                counted = (template, method, status[0])
+                requests = self._requests.get(counted)
+                if requests is None:
+                    requests = self._requests[counted] = self.requests.labels(
+                        template, method, str(status[0])
+                    )
+                requests.inc()
 
         return wrapped
 

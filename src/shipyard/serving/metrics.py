@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -69,6 +69,31 @@ class ServingMetrics:
             registry=registry,
         )
 
+        # Children by label values, for the per-request calls (``labels()`` costs a few
+        # microseconds each); an endpoint's entries go with ``forget``.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    def in_flight_of(self, endpoint: str) -> Gauge:
+        """The in-flight gauge of an endpoint."""
+        gauge: Gauge = self._child(self.in_flight, endpoint)
+        return gauge
+
+    def served(
+        self, endpoint: str, version: str, status: int, seconds: float, batch: int | None
+    ) -> None:
+        """Count one answered request: its status, latency and the size of its batch."""
+        self._child(self.requests, endpoint, version, str(status)).inc()
+        self._child(self.latency, endpoint, version).observe(seconds)
+        if batch is not None:
+            self._child(self.batch, endpoint, version).observe(batch)
+
     def cold_start(self, endpoint: str) -> None:
         self.cold_starts.labels(endpoint).inc()
 
@@ -81,6 +106,7 @@ class ServingMetrics:
 
     def forget(self, endpoint: str) -> None:
         """Drop the gauges of a deleted endpoint."""
+        self._children = {k: v for k, v in self._children.items() if k[1] != endpoint}
         try:
             self.in_flight.remove(endpoint)
         except KeyError:

@@ -120,7 +120,7 @@ class Router:
         if version is not None and version not in state.deployed:
             raise NotFound(f"endpoint {name!r} does not serve version {version}")
         state.last_request = time.monotonic()
-        gauge = self.metrics.in_flight.labels(name)
+        gauge = self.metrics.in_flight_of(name)
         gauge.inc()
         start = time.perf_counter()
         try:
@@ -137,11 +137,10 @@ class Router:
             gauge.dec()
             state.last_request = time.monotonic()
         v = str(replica.version)
-        self.metrics.requests.labels(name, v, str(reply.status)).inc()
-        self.metrics.latency.labels(name, v).observe(time.perf_counter() - start)
         batch = reply.headers.get("x-batch-size")
-        if batch:
-            self.metrics.batch.labels(name, v).observe(int(batch))
+        self.metrics.served(
+            name, v, reply.status, time.perf_counter() - start, int(batch) if batch else None
+        )
         return Response(
             reply.body,
             status_code=reply.status,
