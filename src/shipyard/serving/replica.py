@@ -14,15 +14,17 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.errors import PayloadTooLarge, ShipyardError
 from shipyard.packages import LoadedModel, load_package
@@ -31,13 +33,9 @@ from shipyard.serving.protocols import dumps, hf, rows, tfserving, v2
 
 log = logging.getLogger("shipyard.replica")
 PROBLEM = "application/problem+json"
+JSON = "application/json"
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _problem(exc: ShipyardError, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        dumps(exc.problem()), status_code=exc.status, media_type=PROBLEM, headers=headers
-    )
+Predict = Callable[[bytes], Awaitable[tuple[bytes, int]]]  # body -> (reply body, batch rows)
 
 
 async def _exit_with_parent() -> None:
@@ -75,43 +73,30 @@ def create_replica_app(
     )
     batcher.on_batch = lambda total, _requests: batch_rows.observe(total)
 
-    async def body_of(request: Request) -> bytes:
-        body = await request.body()
-        if len(body) > max_body_bytes:
-            raise PayloadTooLarge(f"the request body is larger than {max_body_bytes} bytes")
-        return body
+    async def tf_predict(body: bytes) -> tuple[bytes, int]:
+        inputs, fmt = tfserving.decode(signature, body)
+        outputs, batch = await batcher.submit(inputs, rows(inputs))
+        return dumps(tfserving.encode(outputs, fmt)), batch
 
-    def reply(payload: Any, batch: int) -> Response:
-        return Response(
-            dumps(payload), media_type="application/json", headers={"x-batch-size": str(batch)}
-        )
+    async def v2_infer(body: bytes) -> tuple[bytes, int]:
+        inputs, echo = v2.decode(signature, body)
+        outputs, batch = await batcher.submit(inputs, rows(inputs))
+        return dumps(v2.encode(name, version, outputs, echo)), batch
 
-    def guarded(handler: Handler) -> Handler:
+    async def hf_predict(body: bytes) -> tuple[bytes, int]:
+        inputs, single = hf.decode(signature, body)
+        outputs, batch = await batcher.submit(inputs, rows(inputs))
+        return dumps(hf.encode(outputs, single)), batch
+
+    def route(predict: Predict) -> Handler:
         async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ShipyardError as exc:
-                return _problem(exc)
-            except Exception:
-                log.exception("inference failed")
-                return _problem(ShipyardError("inference failed; see the replica's log"))
+            body = await request.body()
+            status, content, headers = await _answer(
+                predict, body if len(body) <= max_body_bytes else None, max_body_bytes
+            )
+            return Response(content, status, headers, PROBLEM if status != 200 else JSON)
 
         return run
-
-    async def tf_predict(request: Request) -> Response:
-        inputs, fmt = tfserving.decode(signature, await body_of(request))
-        outputs, batch = await batcher.submit(inputs, rows(inputs))
-        return reply(tfserving.encode(outputs, fmt), batch)
-
-    async def v2_infer(request: Request) -> Response:
-        inputs, echo = v2.decode(signature, await body_of(request))
-        outputs, batch = await batcher.submit(inputs, rows(inputs))
-        return reply(v2.encode(name, version, outputs, echo), batch)
-
-    async def hf_predict(request: Request) -> Response:
-        inputs, single = hf.decode(signature, await body_of(request))
-        outputs, batch = await batcher.submit(inputs, rows(inputs))
-        return reply(hf.encode(outputs, single), batch)
 
     async def tf_status(_: Request) -> Response:
         return Response(
@@ -137,8 +122,8 @@ def create_replica_app(
     routes = [
         Route("/healthz", ok),
         Route("/metrics", metrics),
-        Route("/v1/models/{name}:predict", guarded(tf_predict), methods=["POST"]),
-        Route("/v1/models/{name}/versions/{v}:predict", guarded(tf_predict), methods=["POST"]),
+        Route("/v1/models/{name}:predict", route(tf_predict), methods=["POST"]),
+        Route("/v1/models/{name}/versions/{v}:predict", route(tf_predict), methods=["POST"]),
         Route("/v1/models/{name}", tf_status),
         Route("/v1/models/{name}/versions/{v}", tf_status),
         Route("/v1/models/{name}/metadata", tf_metadata),
@@ -147,10 +132,15 @@ def create_replica_app(
         Route("/v2/health/ready", ok),
         Route("/v2/models/{name}", v2_model),
         Route("/v2/models/{name}/ready", ok),
-        Route("/v2/models/{name}/infer", guarded(v2_infer), methods=["POST"]),
-        Route("/v2/models/{name}/versions/{v}/infer", guarded(v2_infer), methods=["POST"]),
-        Route("/endpoints/{name}/predict", guarded(hf_predict), methods=["POST"]),
-        Route("/", guarded(hf_predict), methods=["POST"]),
+        Route("/v2/models/{name}/infer", route(v2_infer), methods=["POST"]),
+        Route("/v2/models/{name}/versions/{v}/infer", route(v2_infer), methods=["POST"]),
+        Route("/endpoints/{name}/predict", route(hf_predict), methods=["POST"]),
+        Route("/", route(hf_predict), methods=["POST"]),
+    ]
+    fast = [
+        (re.compile(r"^/v1/models/[^/]+(?:/versions/[^/]+)?:predict$"), tf_predict),
+        (re.compile(r"^/v2/models/[^/]+(?:/versions/[^/]+)?/infer$"), v2_infer),
+        (re.compile(r"^/endpoints/[^/]+/predict$|^/$"), hf_predict),
     ]
 
     @contextlib.asynccontextmanager
@@ -161,9 +151,79 @@ def create_replica_app(
             watch.cancel()
         await batcher.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(_FastPredict, routes=fast, max_body_bytes=max_body_bytes)],
+    )
     app.state.batcher = batcher
     return app
+
+
+async def _answer(
+    predict: Predict, body: bytes | None, limit: int
+) -> tuple[int, bytes, dict[str, str]]:
+    """Run a predict handler: (status, body, headers); errors become problem+json.
+
+    ``body`` is None when the request's was larger than ``limit`` bytes.
+    """
+    try:
+        if body is None:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        content, batch = await predict(body)
+        return 200, content, {"x-batch-size": str(batch)}
+    except ShipyardError as exc:
+        return exc.status, dumps(exc.problem()), {}
+    except Exception:
+        log.exception("inference failed")
+        failed = ShipyardError("inference failed; see the replica's log")
+        return failed.status, dumps(failed.problem()), {}
+
+
+class _FastPredict:
+    """Pure ASGI middleware: predict requests skip Starlette's routing and Request/Response.
+
+    For a small model these layers cost as much as the inference; the answer (body, status,
+    ``x-batch-size``, problem+json errors) is the one the routes give.
+    """
+
+    def __init__(
+        self, app: ASGIApp, routes: Sequence[tuple[re.Pattern[str], Predict]], max_body_bytes: int
+    ) -> None:
+        self.app, self.routes, self.max_body_bytes = app, routes, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            for regex, predict in self.routes:
+                if regex.match(scope["path"]):
+                    await self._serve(predict, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, predict: Predict, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size <= self.max_body_bytes:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = None
+        if size <= self.max_body_bytes:
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        status, content, extra = await _answer(predict, body, self.max_body_bytes)
+        headers = [
+            (b"content-type", JSON.encode() if status == 200 else PROBLEM.encode()),
+            (b"content-length", str(len(content)).encode()),
+            *((k.encode(), v.encode()) for k, v in extra.items()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
 
 
 def default_threads(replicas: int = 1) -> int:
