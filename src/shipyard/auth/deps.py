@@ -26,8 +26,17 @@ class Caller:
     address: str | None = None
 
 
+def _authorization(request: Request) -> str | None:
+    # The raw header list (names are lower-case in ASGI): cheaper than ``request.headers``,
+    # which raises and catches a KeyError for every request without the header.
+    for key, value in request.scope["headers"]:
+        if key == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
+
+
 def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+    header = _authorization(request)
     if not header:
         return None
     scheme, _, secret = header.partition(" ")
