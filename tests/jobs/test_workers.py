@@ -119,6 +119,26 @@ def test_a_lost_job_without_retries_stays_lost(
     assert js.client.run(done["run_id"]).status == "failed"
 
 
+def test_a_worker_stopped_cleanly_leaves_its_job_to_be_retried(
+    make_server: Callable[..., JobServer],
+    start_worker: Callable[[JobServer, str], subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    js = make_server(executor="none")
+    worker = start_worker(js, "w1")
+    pids = tmp_path / "pid"
+    code = script(tmp_path / "c", STEADY)
+    job = js.client.submit_job("p", ["python", "main.py", str(pids)], code, retries=1)
+    js.wait(job["id"], {"running"}, timeout_s=60)
+    while not pids.exists():
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert not alive(int(pids.read_text()))
+    requeued = js.wait(job["id"], {"queued"}, timeout_s=10)
+    assert "worker w1 left" in requeued["message"]
+
+
 def test_a_cancel_reaches_a_remote_worker(
     make_server: Callable[..., JobServer],
     start_worker: Callable[[JobServer, str], subprocess.Popen[bytes]],

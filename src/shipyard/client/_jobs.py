@@ -12,6 +12,7 @@ import httpx
 from shipyard.client._datasets import Progress, ensure_project, manifest, upload_missing
 from shipyard.client._http import Http, ServerUnreachable, error_of
 from shipyard.client._snapshot import snapshot_files
+from shipyard.errors import NotFound
 
 FINAL = {"succeeded", "failed", "cancelled", "timed_out", "lost"}
 
@@ -48,9 +49,13 @@ def submit(
     }
     if root is not None:
         body["snapshot"] = upload_snapshot(http, project, root, max_snapshot_bytes, on_progress)
-    else:
-        ensure_project(http, project)
-    result: dict[str, Any] = http.json("POST", f"/api/projects/{project}/jobs", body)
+    try:
+        result: dict[str, Any] = http.json("POST", f"/api/projects/{project}/jobs", body)
+    except NotFound as exc:
+        if f"project {project!r} does not exist" not in exc.detail:
+            raise
+        ensure_project(http, project)  # first use: create it, as starting a run does
+        result = http.json("POST", f"/api/projects/{project}/jobs", body)
     return result
 
 

@@ -58,12 +58,10 @@ class Slots:
 
 def free_slots(session: Session) -> list[Slots]:
     """Free CPUs, memory and GPU ids of each online worker."""
-    workers = {w.id: w for w in session.scalars(select(Worker).where(Worker.status == "online"))}
-    slots = {wid: Slots(w, w.cpus, w.memory_gb, list(w.gpus)) for wid, w in workers.items()}
+    online = {w.id: w for w in session.scalars(select(Worker).where(Worker.status == "online"))}
+    slots = {wid: Slots(w, w.cpus, w.memory_gb, list(w.gpus)) for wid, w in online.items()}
     held = session.scalars(
-        select(Job).where(
-            Job.worker_id.in_(list(workers)), Job.state.in_([s.value for s in ACTIVE])
-        )
+        select(Job).where(Job.worker_id.in_(list(online)), Job.state.in_([s.value for s in ACTIVE]))
     )
     for job in held:
         s = slots[job.worker_id]  # type: ignore[index]
@@ -166,14 +164,14 @@ class Dispatcher:
         """One pass; how many jobs it assigned."""
         if not self._work_waiting() and time.monotonic() < self._next_prune:
             return 0
-        with self.db.session() as s:
+        with self.db.session() as s:  # one write transaction a pass
             lost = workers.mark_lost_workers(s, self.settings, self.storage)
             if lost:
                 log.warning("%d job(s) lost with silent workers", lost)
             if time.monotonic() > self._next_prune:
                 service.prune_logs(s)
                 self._next_prune = time.monotonic() + 60
-        with self.db.session() as s:
+            s.flush()
             n = len(dispatch_queued_jobs(s))
         if n:
             for listener in self.listeners:

@@ -158,10 +158,9 @@ class WorkerLoop:
 
     def shutdown(self, wait_s: float = 10.0) -> None:
         """Stop claiming, stop running jobs, and wait for them to report."""
-        self.stopping = True
+        self.stopping = True  # runners stop their jobs; they are lost, not cancelled
         self._stop.set()
         self._wake.set()
-        self.stop_now.update(self.running)
         deadline = time.monotonic() + wait_s
         for t in list(self.running.values()):
             t.join(max(0.0, deadline - time.monotonic()))
@@ -188,7 +187,7 @@ class LocalOps:
             service.append_log(s, self.a.job_id, chunk)
 
     def cancelled(self) -> bool:
-        if self.a.job_id in self.w.stop_now:
+        if self.w.stopping or self.a.job_id in self.w.stop_now:
             return True
         with self.w.db.read() as s:
             job = service.get_job(s, self.a.job_id)
@@ -321,7 +320,7 @@ class HttpOps:
             self.pending = b""
 
     def cancelled(self) -> bool:
-        return self.lost or self.a.job_id in self.w.stop_now
+        return self.lost or self.w.stopping or self.a.job_id in self.w.stop_now
 
     def _state(self, body: dict[str, Any]) -> None:
         self.w.http.json(
@@ -339,6 +338,8 @@ class HttpOps:
     def finished(self, state: JobState, exit_code: int | None, message: str) -> None:
         if self.pending:
             self.log(b"")
+        if self.w.stopping and state is JobState.cancelled and self.a.job_id not in self.w.stop_now:
+            return  # the worker is leaving: deregistering makes the job lost (and retried)
         deadline = time.monotonic() + 120  # the server may be restarting: keep the news
         while True:
             try:
