@@ -10,8 +10,8 @@ requests queue, so batches grow with load and stay at one request when idle. A c
 model (``inline_small``) whose batches all take well under a millisecond (a small network)
 runs on the event loop instead: the hop to the thread and back (and the wait for the GIL on
 the way) costs more than the inference, and the loop is held for less than the hop would
-take. A batch in the thread is timed by its thread's CPU time (its wall time would count the
-wait for the GIL), one on the loop by its wall time.
+take. Batches are timed by their thread's CPU time: wall time would count the wait for the
+GIL in the worker thread, and the time the process was descheduled on a busy machine.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ Inputs = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
 Result = tuple[Outputs, int]  # a request's outputs and the rows of the batch it ran in
 INLINE_BELOW_S = 0.0005  # batches run on the event loop while the slowest recent one was faster
+SLOWEST_DECAY = 0.97  # per batch: a slow (or cold first) batch is forgotten after ~75 fast ones
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Batcher:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shipyard-infer")
         self._task: asyncio.Task[None] | None = None
-        # The slowest recent batch (seconds, decaying 1% a batch); unknown until one ran.
+        # The slowest recent batch (CPU seconds, decaying a batch); unknown until one ran.
         self._slowest = float("inf")
         self.on_batch: Callable[[int, int], None] | None = None  # (rows, requests) observer
 
@@ -126,9 +127,7 @@ class Batcher:
             }
             try:
                 if self.inline_small and self._slowest < INLINE_BELOW_S:
-                    start = time.perf_counter()
-                    outputs = self._run(merged)
-                    seconds = time.perf_counter() - start
+                    outputs, seconds = self._timed_run(merged)
                 else:
                     outputs, seconds = await loop.run_in_executor(
                         self._executor, self._timed_run, merged
@@ -139,7 +138,7 @@ class Batcher:
                         item.future.set_exception(exc)
                 continue
             known = self._slowest != float("inf")
-            self._slowest = max(seconds, 0.99 * self._slowest if known else 0.0)
+            self._slowest = max(seconds, SLOWEST_DECAY * self._slowest if known else 0.0)
             total = sum(b.rows for b in batch)
             self._concurrent = len(batch) > 1 or bool(self._queue)
             if self.on_batch is not None:
