@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.ui import auth, pages
+from shipyard.ui import auth, pages, platform
 from shipyard.ui.render import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(pages.router)
 router.include_router(pages.data_router)
+router.include_router(platform.router)
 
 __all__ = ["STATIC_DIR", "router"]

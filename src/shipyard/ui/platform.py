@@ -1,0 +1,163 @@
+"""HTML pages of the registry and serving: the same services and role checks as their APIs.
+
+Routes: ``/projects/{name}/models`` (a project's models), ``/projects/{name}/models/{model}``
+(versions with their source runs' metrics, aliases, pending alias requests, the model card and
+the lineage dataset -> run -> version -> endpoint), ``POST /alias-requests/{id}/approve|reject``
+(a maintainer other than the requester decides, exactly as the API's route: same check, same
+audit record), ``/endpoints`` and ``/endpoints/{name}`` (traffic split and live replicas).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+
+from shipyard.auth import roles
+from shipyard.auth.deps import RuntimeDep
+from shipyard.auth.roles import Role
+from shipyard.registry import api as registry_api
+from shipyard.registry import service as registry
+from shipyard.registry.schemas import Decision
+from shipyard.serving import api as serving_api
+from shipyard.serving import service as serving
+from shipyard.serving.api import ServingDep
+from shipyard.tracking.api import project_for
+from shipyard.ui.auth import UiCallerDep, _same_origin
+from shipyard.ui.render import PageRoute, render
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
+MAX_FORM_BYTES = 16 * 1024
+
+# CommonMark with raw HTML off: tags in a card are shown as text, and unsafe link schemes
+# (javascript:, vbscript:, data: other than images) are refused by markdown-it's validateLink.
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def card_html(text: str) -> Markup:
+    """A model card (markdown) as HTML, with any HTML in it escaped."""
+    return Markup(_markdown.render(text))  # html is off: the output is escaped
+
+
+def dataset_label(entry: Any) -> str:
+    """``name@version`` of a dataset a run used (whatever else the entry says, as is)."""
+    if isinstance(entry, dict) and "name" in entry:
+        version = entry.get("version")
+        return f"{entry['name']}@{version}" if version is not None else str(entry["name"])
+    return str(entry)
+
+
+@router.get("/projects/{name}/models")
+def models_page(request: Request, name: str, caller: UiCallerDep, rt: RuntimeDep) -> Response:
+    """A project's registered models: latest version and aliases."""
+    with rt.db.read() as s:
+        p = project_for(s, caller, name, Role.viewer)
+        models = registry.models_out(s, registry.search_models(s, [p.id]))
+        pending: dict[str, int] = {}
+        for r in registry.list_requests(s, p, "pending"):
+            out = registry.request_out(s, r)
+            pending[out["model"]] = pending.get(out["model"], 0) + 1
+    return render(request, "models.html", {"project": name, "models": models, "pending": pending})
+
+
+@router.get("/projects/{name}/models/{model}")
+def model_page(
+    request: Request, name: str, model: str, caller: UiCallerDep, rt: RuntimeDep
+) -> Response:
+    """One model: versions, aliases, pending alias requests, card and lineage."""
+    with rt.db.read() as s:
+        p = project_for(s, caller, name, Role.viewer)
+        row = registry.get_model(s, p, model)
+        out = registry.models_out(s, [row], with_versions=True)[0]
+        requests = [
+            registry.request_out(s, r)
+            for r in registry.list_requests(s, p, "pending")
+            if r.model_id == row.id
+        ]
+        role = roles.role_of(s, caller, p.id)
+        serving_by_version: dict[int, list[tuple[str, int]]] = {}
+        for e in serving.list_endpoints(s, [p.id]):
+            if e.model_id != row.id:
+                continue
+            for v in serving.versions(s, e):
+                serving_by_version.setdefault(v.version, []).append((e.name, v.weight))
+    metric_keys = list(
+        dict.fromkeys(
+            k for v in out.versions for k in (v.lineage.get("run") or {}).get("metrics", {})
+        )
+    )
+    context = {
+        "project": name,
+        "model": out,
+        "requests": requests,
+        "can_decide": role is not None and role >= Role.maintainer,
+        "me": caller.name,
+        "card": card_html(out.card) if out.card.strip() else None,
+        "metric_keys": metric_keys,
+        "serving": serving_by_version,
+        "dataset_label": dataset_label,
+    }
+    return render(request, "model.html", context)
+
+
+async def _note(request: Request) -> str:
+    body = await request.body()
+    form = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
+    return (form.get("note") or [""])[0].strip()[:10_000]
+
+
+async def _decide(
+    request: Request, request_id: str, approve: bool, caller: Any, rt: Any
+) -> Response:
+    _same_origin(request)
+    note = await _note(request)
+    # The API's own handler: maintainer check, never the requester, one audit record.
+    out = await run_in_threadpool(
+        registry_api._decide, request_id, approve, Decision(note=note), caller, rt
+    )
+    target = f"/projects/{quote(out['project'], safe='')}/models/{quote(out['model'], safe='')}"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/alias-requests/{request_id}/approve")
+async def approve(
+    request: Request, request_id: str, caller: UiCallerDep, rt: RuntimeDep
+) -> Response:
+    """Approve a pending alias request (maintainers other than the requester)."""
+    return await _decide(request, request_id, True, caller, rt)
+
+
+@router.post("/alias-requests/{request_id}/reject")
+async def reject(
+    request: Request, request_id: str, caller: UiCallerDep, rt: RuntimeDep
+) -> Response:
+    """Reject a pending alias request (maintainers other than the requester)."""
+    return await _decide(request, request_id, False, caller, rt)
+
+
+@router.get("/endpoints")
+def endpoints_page(
+    request: Request, caller: UiCallerDep, rt: RuntimeDep, sv: ServingDep
+) -> Response:
+    """The endpoints of every project the user may read, with traffic and replica counts."""
+    with rt.db.read() as s:
+        visible = roles.visible_projects(s, caller)
+        endpoints = [serving_api._out(s, sv, e) for e in serving.list_endpoints(s, visible)]
+    return render(request, "endpoints.html", {"endpoints": endpoints})
+
+
+@router.get("/endpoints/{name}")
+def endpoint_page(
+    request: Request, name: str, caller: UiCallerDep, rt: RuntimeDep, sv: ServingDep
+) -> Response:
+    """One endpoint: versions and traffic split, scaling, live replicas with their states."""
+    with rt.db.read() as s:
+        endpoint, _ = serving_api._endpoint(s, caller, name, Role.viewer)
+        out = serving_api._out(s, sv, endpoint)
+        deployed = [(v.version, v.weight, v.deployed_at) for v in serving.versions(s, endpoint)]
+    return render(request, "endpoint.html", {"endpoint": out, "deployed": deployed})

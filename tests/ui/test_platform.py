@@ -1,0 +1,214 @@
+"""Registry and serving pages in a real browser, with auth on and users in every role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from playwright.sync_api import Browser, expect
+from torch import nn
+
+from shipyard.app import create_app
+from shipyard.auth import service as auth_service
+from shipyard.config import AuthMode, Settings
+from shipyard.packages import save_model
+from shipyard.ui.render import COOKIE
+from tests.conftest import ServerThread
+from tests.ui.conftest import Tab, open_tab
+
+ROLES = {"mona": "maintainer", "dev": "developer", "vic": "viewer"}
+CARD = (
+    "# Digits MLP\n\nTrained on **digits**.\n\n"
+    "<script>alert(1)</script>\n\n[bad](javascript:alert(1))"
+)
+
+
+@dataclass
+class Governed:
+    server: ServerThread
+    tokens: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+
+    def call(self, who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {self.tokens[who]}"}
+        return httpx.request(method, self.server.url + path, headers=headers, **kwargs)
+
+    def ok(self, who: str, method: str, path: str, **kwargs: Any) -> Any:
+        r = self.call(who, method, path, **kwargs)
+        assert r.status_code < 300, (method, path, r.status_code, r.text)
+        return r.json() if r.content else None
+
+    def request_alias(self, alias: str, version: int) -> str:
+        body = {"alias": alias, "version": version, "reason": f"{alias} please"}
+        out = self.ok("dev", "POST", "/api/projects/proj/models/m/alias-requests", json=body)
+        return str(out["id"])
+
+
+@pytest.fixture(scope="module")
+def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Governed]:
+    home = tmp_path_factory.mktemp("ui-platform")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    package = home / "pkg"
+    save_model(model, package, input_example=np.ones((2, 8), np.float32))
+    app = create_app(Settings(home=home / "server", auth=AuthMode.required))
+    g_tokens: dict[str, str] = {}
+    with app.state.runtime.db.session() as s:
+        for name in ["alice", *ROLES]:
+            user = auth_service.create_user(s, name, is_admin=name == "alice")
+            g_tokens[name] = auth_service.create_token(s, user, "ui test")[1]
+    with ServerThread(app) as server:
+        g = Governed(server, g_tokens)
+        g.ok("alice", "POST", "/api/projects", json={"name": "proj"})
+        for name, role in ROLES.items():
+            g.ok("alice", "PUT", f"/api/projects/proj/members/{name}", json={"role": role})
+        run = g.ok("alice", "POST", "/api/runs", json={"project": "proj", "name": "train"})
+        g.run_id = run["id"]
+        metrics = [{"key": "val/acc", "steps": [0, 1], "values": [0.5, 0.97]}]
+        g.ok(
+            "alice", "POST", f"/api/runs/{g.run_id}/log", json={"batch_id": "1", "metrics": metrics}
+        )
+        for file in sorted(package.rglob("*")):
+            if file.is_file():
+                rel = file.relative_to(package).as_posix()
+                g.ok(
+                    "alice",
+                    "PUT",
+                    f"/api/runs/{g.run_id}/artifacts/model/{rel}",
+                    content=file.read_bytes(),
+                )
+        for _ in range(2):
+            g.ok(
+                "alice",
+                "POST",
+                "/api/projects/proj/models/m/versions",
+                json={"source": f"runs:/{g.run_id}/model"},
+            )
+        g.ok("alice", "PATCH", "/api/projects/proj/models/m", json={"card": CARD})
+        g.ok("alice", "PUT", "/api/projects/proj/models/m/aliases/staging", json={"version": 1})
+        yield g
+
+
+@pytest.fixture
+def as_user(browser: Browser, governed: Governed) -> Iterator[Any]:
+    tabs: list[Tab] = []
+    closers = []
+
+    def sign_in(who: str) -> Tab:
+        tab, close = open_tab(browser, governed.server.url)
+        tab.page.context.add_cookies(
+            [{"name": COOKIE, "value": governed.tokens[who], "url": governed.server.url}]
+        )
+        tabs.append(tab)
+        closers.append(close)
+        return tab
+
+    yield sign_in
+    for close in closers:
+        close()
+    for tab in tabs:
+        assert tab.unexpected_errors() == [], tab.errors
+
+
+def test_models_list_shows_latest_version_and_aliases(as_user: Any) -> None:
+    tab = as_user("vic")
+    tab.goto("/projects/proj/models")
+    row = tab.page.locator("table.models tbody tr")
+    expect(row).to_have_count(1)
+    expect(row.locator("td.num")).to_have_text("v2")
+    expect(row).to_contain_text("@staging → v1")
+    row.get_by_role("link", name="m").click()
+    expect(tab.page.get_by_role("heading", name="m model")).to_be_visible()
+
+
+def test_model_page_shows_versions_with_run_metrics_card_and_lineage(
+    as_user: Any, governed: Governed
+) -> None:
+    tab = as_user("vic")
+    tab.goto("/projects/proj/models/m")
+    page = tab.page
+    rows = page.locator("table.versions tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("table.versions thead")).to_contain_text("val/acc")
+    expect(rows.first).to_contain_text("0.97")
+    expect(rows.first.get_by_role("link", name="train")).to_have_attribute(
+        "href", f"/runs/{governed.run_id}"
+    )
+    card = page.locator("#model-card")
+    expect(card.get_by_role("heading", name="Digits MLP")).to_be_visible()
+    expect(card.locator("strong")).to_have_text("digits")
+    expect(card).to_contain_text("<script>alert(1)</script>")  # shown as text, never run
+    assert card.locator("script").count() == 0
+    assert card.locator('a[href^="javascript"]').count() == 0
+    lineage = page.locator("ul.lineage")
+    expect(lineage).to_contain_text("Run: train")
+    expect(lineage).to_contain_text("Model version: m v2")
+
+
+def test_a_maintainer_approves_an_alias_request_by_clicking(
+    as_user: Any, governed: Governed
+) -> None:
+    request_id = governed.request_alias("champion", 2)
+    tab = as_user("mona")
+    tab.goto("/projects/proj/models/m")
+    row = tab.page.locator(f'tr[data-request="{request_id}"]')
+    expect(row).to_contain_text("champion please")
+    row.get_by_label("Note for @champion").fill("looks good")
+    row.get_by_role("button", name="Approve").click()
+    expect(tab.page.locator('#aliases [data-alias="champion"]')).to_have_text("@champion → v2")
+    expect(tab.page.locator(f'tr[data-request="{request_id}"]')).to_have_count(0)
+    assert governed.ok("mona", "GET", "/api/projects/proj/models/m")["aliases"]["champion"] == 2
+    (record,) = governed.ok(
+        "mona", "GET", "/api/audit", params={"project": "proj", "action": "alias_request.approve"}
+    )
+    assert record["actor"] == "mona" and record["object_id"] == request_id
+    assert record["after"] == {"status": "approved", "note": "looks good"}
+
+
+def test_a_maintainer_rejects_and_a_viewer_cannot_decide(as_user: Any, governed: Governed) -> None:
+    request_id = governed.request_alias("prod", 1)
+    viewer = as_user("vic")
+    viewer.goto("/projects/proj/models/m")
+    row = viewer.page.locator(f'tr[data-request="{request_id}"]')
+    expect(row).to_contain_text("a maintainer decides")
+    expect(row.get_by_role("button")).to_have_count(0)
+    # a forged form post is refused with the API's rule
+    r = httpx.post(
+        f"{governed.server.url}/alias-requests/{request_id}/approve",
+        cookies={COOKIE: governed.tokens["vic"]},
+        data={"note": "sneaky"},
+    )
+    assert r.status_code == 403 and "this needs maintainer" in r.text
+    # the requester (a developer) cannot either, and nothing moved
+    r = httpx.post(
+        f"{governed.server.url}/alias-requests/{request_id}/approve",
+        cookies={COOKIE: governed.tokens["dev"]},
+    )
+    assert r.status_code == 403
+    assert "prod" not in governed.ok("vic", "GET", "/api/projects/proj/models/m")["aliases"]
+
+    tab = as_user("mona")
+    tab.goto("/projects/proj/models/m")
+    row = tab.page.locator(f'tr[data-request="{request_id}"]')
+    row.get_by_role("button", name="Reject").click()
+    expect(tab.page.locator(f'tr[data-request="{request_id}"]')).to_have_count(0)
+    (out,) = [
+        r
+        for r in governed.ok("mona", "GET", "/api/projects/proj/alias-requests")
+        if r["id"] == request_id
+    ]
+    assert out["status"] == "rejected" and out["decided_by"] == "mona"
+
+
+def test_endpoint_pages_load(as_user: Any) -> None:
+    tab = as_user("vic")
+    tab.goto("/endpoints")
+    expect(tab.page.get_by_role("heading", name="Endpoints")).to_be_visible()
+    tab.page.get_by_role("link", name="Endpoints").first.click()
+    tab.goto("/endpoints/nope", status=404)
+    tab.allowed.append("404")
