@@ -19,7 +19,7 @@ from shipyard.app import create_app
 from shipyard.auth import service as auth_service
 from shipyard.client._config import ClientSettings
 from shipyard.config import AuthMode, Settings
-from shipyard.ui import auth, pages, platform
+from shipyard.ui import auth, operations, pages, platform
 from shipyard.ui.render import COOKIE
 from tests.conftest import ServerThread
 from tests.ui.conftest import SERIES_BLUE, drawn_pixels, open_tab
@@ -101,7 +101,13 @@ def auth_client(tmp_path: Path) -> Iterator[tuple[TestClient, str]]:
 def ui_routes() -> list[tuple[str, str]]:
     return sorted(
         (method, route.path)
-        for router in (auth.router, pages.router, pages.data_router, platform.router)
+        for router in (
+            auth.router,
+            pages.router,
+            pages.data_router,
+            platform.router,
+            operations.router,
+        )
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,15 @@ def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Governed]:
     model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
     package = home / "pkg"
     save_model(model, package, input_example=np.ones((2, 8), np.float32))
-    app = create_app(Settings(home=home / "server", auth=AuthMode.required))
+    settings = Settings(
+        home=home / "server",
+        auth=AuthMode.required,
+        worker_cpus=2.0,
+        worker_gpus="",
+        dispatch_interval_s=0.2,
+        sweep_interval_s=0.2,
+    )
+    app = create_app(settings)
     g_tokens: dict[str, str] = {}
     with app.state.runtime.db.session() as s:
         for name in ["alice", *ROLES]:
@@ -212,3 +221,88 @@ def test_endpoint_pages_load(as_user: Any) -> None:
     tab.page.get_by_role("link", name="Endpoints").first.click()
     tab.goto("/endpoints/nope", status=404)
     tab.allowed.append("404")
+
+
+def wait_job(governed: Governed, job_id: str, timeout_s: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job: dict[str, Any] = governed.ok("vic", "GET", f"/api/jobs/{job_id}")
+        if job["state"] in {"succeeded", "failed", "cancelled", "timed_out", "lost"}:
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+
+
+def test_jobs_queue_and_a_job_page_with_its_log_and_cost(as_user: Any, governed: Governed) -> None:
+    code = "import time; print('hello from the job', flush=True); time.sleep(3); print('bye')"
+    job = governed.ok(
+        "dev",
+        "POST",
+        "/api/projects/proj/jobs",
+        json={"name": "hello", "command": ["python", "-c", code]},
+    )
+    tab = as_user("vic")
+    tab.goto(f"/jobs/{job['id']}")
+    page = tab.page
+    expect(page.get_by_role("heading", name="hello job")).to_be_visible()
+    expect(page.locator("#job-log")).to_contain_text("hello from the job", timeout=20_000)
+    expect(page.locator("#job-state")).to_have_text("succeeded", timeout=20_000)
+    expect(page.locator("#job-log")).to_contain_text("bye")  # the poll stopped after the end
+    assert page.locator("#job-live[hx-get]").count() == 0
+    expect(page.locator("#job-cost")).to_contain_text("CPU·h")
+    wait_job(governed, job["id"])
+
+    tab.goto("/projects/proj/jobs")
+    row = page.locator(f'tr[data-job="{job["id"]}"]')
+    expect(row).to_contain_text("succeeded")
+    expect(row).to_contain_text("dev")
+    page.get_by_label("State").select_option("failed")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator(f'tr[data-job="{job["id"]}"]')).to_have_count(0)
+
+
+def test_a_sweep_page_lists_its_trials(as_user: Any, governed: Governed) -> None:
+    config = {
+        "name": "tiny",
+        "method": "grid",
+        "metric": {"name": "acc", "goal": "maximize"},
+        "parameters": {"x": {"values": [1, 2]}},
+        "command": ["python", "-c", "import sys; print(sys.argv)", "${args}"],
+        "parallelism": 2,
+    }
+    sweep = governed.ok("dev", "POST", "/api/projects/proj/sweeps", json={"config": config})
+    deadline = time.monotonic() + 30
+    while len(governed.ok("vic", "GET", f"/api/sweeps/{sweep['id']}")["trials"]) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    tab = as_user("vic")
+    tab.goto(f"/sweeps/{sweep['id']}")
+    expect(tab.page.get_by_role("heading", name="tiny sweep")).to_be_visible()
+    expect(tab.page.locator("table.trials tbody tr")).to_have_count(2)
+    expect(tab.page.locator("table.trials thead")).to_contain_text("Best so far")
+    tab.goto("/projects/proj/jobs")
+    tab.page.get_by_role("link", name="tiny", exact=True).click()
+    expect(tab.page).to_have_url(f"{governed.server.url}/sweeps/{sweep['id']}")
+
+
+def test_the_audit_log_filters_for_maintainers_and_is_refused_to_viewers(
+    as_user: Any, governed: Governed
+) -> None:
+    tab = as_user("mona")
+    tab.goto("/projects/proj/audit")
+    page = tab.page
+    expect(page.locator("table.audit tbody tr").first).to_be_visible()
+    page.get_by_label("Actor").fill("alice")
+    page.get_by_label("Action").fill("version.create")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("table.audit tbody tr")).to_have_count(2)
+    assert set(page.locator("td.actor").all_inner_texts()) == {"alice"}
+    assert set(page.locator("td.action").all_inner_texts()) == {"version.create"}
+    page.get_by_label("Since").fill("whenever")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit-error")).to_contain_text("use 1d, 12h, 30m")
+
+    viewer = as_user("vic")
+    viewer.allowed.append("403")
+    viewer.goto("/projects/proj/audit", status=403)
+    expect(viewer.page.locator("main")).to_contain_text("this needs maintainer")

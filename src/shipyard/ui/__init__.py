@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.ui import auth, pages, platform
+from shipyard.ui import auth, operations, pages, platform
 from shipyard.ui.render import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
@@ -15,5 +15,6 @@ router.include_router(auth.router)
 router.include_router(pages.router)
 router.include_router(pages.data_router)
 router.include_router(platform.router)
+router.include_router(operations.router)
 
 __all__ = ["STATIC_DIR", "router"]

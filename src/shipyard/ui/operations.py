@@ -1,0 +1,141 @@
+"""HTML pages of training jobs, sweeps and the audit log, over the same services and checks as
+their APIs.
+
+Routes: ``/projects/{name}/jobs`` (the queue and the project's sweeps), ``/jobs/{id}`` (a job:
+resources, attempts, cost, its log; ``/jobs/{id}/log`` is the fragment polled while it is not
+finished), ``/sweeps/{id}`` (trials and the best so far) and ``/projects/{name}/audit`` (the
+project's audit records with actor, action and since filters; maintainers, as the API).
+"""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+from fastapi.routing import APIRouter
+
+from shipyard.audit import api as audit_api
+from shipyard.auth import roles
+from shipyard.auth.deps import RuntimeDep
+from shipyard.auth.roles import Role
+from shipyard.errors import Unprocessable
+from shipyard.jobs import service as jobs
+from shipyard.jobs import sweeps
+from shipyard.jobs.api import job_for
+from shipyard.jobs.schemas import FINAL, JobState
+from shipyard.tracking.api import project_for
+from shipyard.ui.auth import UiCallerDep
+from shipyard.ui.render import PageRoute, render
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
+LOG_POLL_S = 2
+STOP_POLLING = 286  # htmx stops polling on this status (and still swaps the fragment)
+LOG_TAIL_BYTES = 256 * 1024  # the page shows the end of a long log
+AUDIT_LIMIT = 200
+
+
+@router.get("/projects/{name}/jobs")
+def jobs_page(
+    request: Request, name: str, caller: UiCallerDep, rt: RuntimeDep, state: str = ""
+) -> Response:
+    """A project's jobs, newest first (one state, when asked), and its sweeps."""
+    with rt.db.read() as s:
+        p = project_for(s, caller, name, Role.viewer)
+        rows = jobs.jobs_out(s, jobs.list_jobs(s, [p.id], state or None, limit=200))
+        sweep_rows = sweeps.sweeps_out(s, sweeps.list_sweeps(s, p))
+    context = {
+        "project": name,
+        "jobs": rows,
+        "sweeps": sweep_rows,
+        "state": state,
+        "states": [st.value for st in JobState],
+    }
+    return render(request, "jobs.html", context)
+
+
+def _log_text(data: bytes) -> tuple[str, bool]:
+    cut = len(data) > LOG_TAIL_BYTES
+    return data[-LOG_TAIL_BYTES:].decode("utf-8", errors="replace"), cut
+
+
+@router.get("/jobs/{job_id}")
+def job_page(request: Request, job_id: str, caller: UiCallerDep, rt: RuntimeDep) -> Response:
+    """One job: state, command, resources, worker, run, cost and its output."""
+    with rt.db.read() as s:
+        job, _ = job_for(s, caller, job_id, Role.viewer)
+        out = jobs.jobs_out(s, [job])[0]
+        data, _ = jobs.read_log(s, rt.storage, job)
+    log, cut = _log_text(data)
+    context = {"job": out, "log": log, "cut": cut, "live": out.state not in FINAL}
+    return render(request, "job.html", context | {"poll_s": LOG_POLL_S})
+
+
+@router.get("/jobs/{job_id}/log")
+def job_log(request: Request, job_id: str, caller: UiCallerDep, rt: RuntimeDep) -> Response:
+    """The job's state and output, polled by its page until the job ends."""
+    with rt.db.read() as s:
+        job, _ = job_for(s, caller, job_id, Role.viewer)
+        out = jobs.jobs_out(s, [job])[0]
+        data, _ = jobs.read_log(s, rt.storage, job)
+    log, cut = _log_text(data)
+    live = out.state not in FINAL
+    return render(
+        request,
+        "_job_log.html",
+        {"job": out, "log": log, "cut": cut, "live": live, "poll_s": LOG_POLL_S},
+        status=200 if live else STOP_POLLING,
+    )
+
+
+@router.get("/sweeps/{sweep_id}")
+def sweep_page(request: Request, sweep_id: str, caller: UiCallerDep, rt: RuntimeDep) -> Response:
+    """A sweep: its trials (parameters, job, run, state, metric) and the best so far."""
+    with rt.db.read() as s:
+        sweep = sweeps.get_sweep(s, sweep_id)
+        roles.require(s, caller, sweep.project_id, Role.viewer, "the sweep's project")
+        out = sweeps.sweeps_out(s, [sweep])[0]
+    params = list(dict.fromkeys(k for t in out.trials for k in t.params))
+    best_so_far: dict[int, float | None] = {}
+    best: float | None = None
+    for t in sorted(out.trials, key=lambda t: t.number):
+        if t.value is not None and (
+            best is None or (t.value > best if out.goal == "maximize" else t.value < best)
+        ):
+            best = t.value
+        best_so_far[t.number] = best
+    context = {"sweep": out, "params": params, "best_so_far": best_so_far}
+    return render(request, "sweep.html", context)
+
+
+@router.get("/projects/{name}/audit")
+def audit_page(
+    request: Request,
+    name: str,
+    caller: UiCallerDep,
+    rt: RuntimeDep,
+    actor: str = "",
+    action: str = "",
+    since: str = "",
+) -> Response:
+    """A project's audit records, newest first, for its maintainers (the API's own check)."""
+    error = None
+    try:
+        rows = audit_api.list_audit(
+            caller,
+            rt,
+            project=name,
+            since=since or None,
+            actor=actor or None,
+            action=action or None,
+            limit=AUDIT_LIMIT,
+        )
+    except Unprocessable as exc:  # a bad "since": say so above an empty table
+        rows, error = [], exc.detail
+    context = {
+        "project": name,
+        "rows": rows,
+        "actor": actor,
+        "action": action,
+        "since": since,
+        "error": error,
+        "limit": AUDIT_LIMIT,
+    }
+    return render(request, "audit.html", context)
