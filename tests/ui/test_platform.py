@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from fastapi import FastAPI
 from playwright.sync_api import Browser, expect
 from torch import nn
 
@@ -32,6 +34,7 @@ CARD = (
 @dataclass
 class Governed:
     server: ServerThread
+    app: FastAPI
     tokens: dict[str, str] = field(default_factory=dict)
     run_id: str = ""
 
@@ -72,7 +75,7 @@ def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Governed]:
             user = auth_service.create_user(s, name, is_admin=name == "alice")
             g_tokens[name] = auth_service.create_token(s, user, "ui test")[1]
     with ServerThread(app) as server:
-        g = Governed(server, g_tokens)
+        g = Governed(server, app, g_tokens)
         g.ok("alice", "POST", "/api/projects", json={"name": "proj"})
         for name, role in ROLES.items():
             g.ok("alice", "PUT", f"/api/projects/proj/members/{name}", json={"role": role})
@@ -306,3 +309,41 @@ def test_the_audit_log_filters_for_maintainers_and_is_refused_to_viewers(
     viewer.allowed.append("403")
     viewer.goto("/projects/proj/audit", status=403)
     expect(viewer.page.locator("main")).to_contain_text("this needs maintainer")
+
+
+def test_an_endpoint_page_shows_traffic_replicas_and_request_counts(
+    as_user: Any, governed: Governed
+) -> None:
+    body = {
+        "name": "digits-ep",
+        "project": "proj",
+        "model": "m",
+        "version": 1,
+        "min_replicas": 0,
+        "max_replicas": 1,
+    }
+    governed.ok("alice", "POST", "/api/endpoints", json=body)
+    metrics = governed.app.state.serving.router.metrics
+    for seconds in (0.001, 0.002, 0.004):
+        metrics.served("digits-ep", "1", 200, seconds, 1)
+    metrics.served("digits-ep", "1", 503, 0.003, None)
+
+    tab = as_user("vic")
+    tab.goto("/endpoints")
+    row = tab.page.locator("table.endpoints tbody tr", has_text="digits-ep")
+    expect(row).to_contain_text("v1 100%")
+    row.get_by_role("link", name="digits-ep").click()
+    page = tab.page
+    expect(page.get_by_role("heading", name="digits-ep endpoint")).to_be_visible()
+    expect(page.locator("table.traffic tbody tr")).to_contain_text("100%")
+    stats = page.locator('table.requests tr[data-version="1"]')
+    expect(stats.locator("td").nth(1)).to_have_text("4")
+    expect(stats.locator("td").nth(2)).to_have_text("1")
+    expect(stats.locator("td").nth(3)).to_have_text("2.50 ms")
+    replica = page.locator("table.replicas tbody tr").first  # deploying starts one replica
+    expect(replica.locator("td").first).to_have_text("v1")
+    expect(replica.locator(".badge")).to_have_text(re.compile("starting|ready|unhealthy"))
+
+    tab.goto("/projects/proj/models/m")
+    expect(page.locator("#v1")).to_contain_text("digits-ep 100%")
+    expect(page.locator("ul.lineage")).to_contain_text("Endpoints: digits-ep (100%)")

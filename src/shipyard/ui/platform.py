@@ -9,6 +9,7 @@ audit record), ``/endpoints`` and ``/endpoints/{name}`` (traffic split and live 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -27,6 +28,7 @@ from shipyard.registry.schemas import Decision
 from shipyard.serving import api as serving_api
 from shipyard.serving import service as serving
 from shipyard.serving.api import ServingDep
+from shipyard.serving.metrics import ServingMetrics
 from shipyard.tracking.api import project_for
 from shipyard.ui.auth import UiCallerDep, _same_origin
 from shipyard.ui.render import PageRoute, render
@@ -50,6 +52,59 @@ def dataset_label(entry: Any) -> str:
         version = entry.get("version")
         return f"{entry['name']}@{version}" if version is not None else str(entry["name"])
     return str(entry)
+
+
+@dataclass
+class VersionStats:
+    """An endpoint version's requests since the server started, from its Prometheus series."""
+
+    version: str
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    buckets: list[tuple[float, float]] = field(default_factory=list)  # (le, cumulative count)
+
+    @property
+    def mean_ms(self) -> float | None:
+        timed = self.buckets[-1][1] if self.buckets else 0
+        return 1000 * self.seconds / timed if timed else None
+
+    def quantile_ms(self, q: float) -> float | None:
+        """The bucket bound under which a fraction ``q`` of the timed requests fell."""
+        if not self.buckets or not self.buckets[-1][1]:
+            return None
+        want = q * self.buckets[-1][1]
+        for le, count in self.buckets:
+            if count >= want:
+                return 1000 * le if le != float("inf") else None
+        return None
+
+
+def endpoint_stats(metrics: ServingMetrics, name: str) -> list[VersionStats]:
+    """Requests, errors and latency by version of endpoint ``name`` (counters collected from
+    the same objects ``/metrics`` exposes)."""
+    stats: dict[str, VersionStats] = {}
+    for family in metrics.requests.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels.get("endpoint") == name:
+                v = stats.setdefault(
+                    sample.labels["version"], VersionStats(sample.labels["version"])
+                )
+                v.requests += int(sample.value)
+                if not sample.labels.get("status", "").startswith("2"):
+                    v.errors += int(sample.value)
+    for family in metrics.latency.collect():
+        for sample in family.samples:
+            if sample.labels.get("endpoint") != name:
+                continue
+            v = stats.setdefault(sample.labels["version"], VersionStats(sample.labels["version"]))
+            if sample.name.endswith("_sum"):
+                v.seconds = sample.value
+            elif sample.name.endswith("_bucket"):
+                v.buckets.append((float(sample.labels["le"]), sample.value))
+    for v in stats.values():
+        v.buckets.sort()
+    return sorted(stats.values(), key=lambda v: int(v.version) if v.version.isdigit() else 0)
 
 
 @router.get("/projects/{name}/models")
@@ -160,4 +215,6 @@ def endpoint_page(
         endpoint, _ = serving_api._endpoint(s, caller, name, Role.viewer)
         out = serving_api._out(s, sv, endpoint)
         deployed = [(v.version, v.weight, v.deployed_at) for v in serving.versions(s, endpoint)]
-    return render(request, "endpoint.html", {"endpoint": out, "deployed": deployed})
+    stats = endpoint_stats(sv.router.metrics, name)
+    context = {"endpoint": out, "deployed": deployed, "stats": stats}
+    return render(request, "endpoint.html", context)
