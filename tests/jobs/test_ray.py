@@ -29,7 +29,7 @@ def cluster() -> Iterator[RayCluster]:
 
 @pytest.fixture
 def rs(cluster: RayCluster, make_server: Callable[..., JobServer]) -> JobServer:
-    js = make_server(executor=cluster.address, worker_timeout_s=2.0)
+    js = make_server(executor=cluster.address, worker_timeout_s=10.0)
     deadline = 60
     for _ in range(deadline * 10):
         workers = js.client.http.json("GET", "/api/workers")

@@ -35,6 +35,7 @@ from shipyard.storage import Storage
 
 log = logging.getLogger(__name__)
 POLL_S = 0.2
+REFRESH_S = 5.0  # how often the cluster's size is read again
 
 
 def _ray() -> Any:
@@ -108,6 +109,7 @@ class RayExecutor:
         self.address = settings.executor
         self.worker_id = ""
         self.tracked: dict[str, Tracked] = {}
+        self.to_stop: set[str] = set()  # jobs the server told us to stop
         self.max_node = (0.0, 0.0)  # the largest node's CPUs and GPUs
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -148,14 +150,24 @@ class RayExecutor:
         )
         self.poke()
 
-    def _heartbeat(self) -> None:
+    def _refresh(self) -> None:
+        """Resize the cluster's worker row (nodes join and leave)."""
         spec = self._capacity()
         with self.db.session() as s:
             worker = workers.get_worker(s, self.worker_id)
             worker.cpus, worker.gpus, worker.memory_gb = spec.cpus, spec.gpus, spec.memory_gb
-            for job_id in workers.heartbeat(s, worker, list(self.tracked)):
-                if job_id in self.tracked:
-                    self.tracked[job_id].actor.stop.remote()
+
+    def _beat(self) -> None:
+        """Heartbeat the cluster's worker row from a thread of its own: a slow Ray call in the
+        main loop must not make the dispatcher think the cluster is gone (dead actors are
+        noticed one by one instead)."""
+        while not self._stop.wait(self.settings.worker_timeout_s / 4):
+            try:
+                with self.db.session() as s:
+                    worker = workers.get_worker(s, self.worker_id)
+                    self.to_stop.update(workers.heartbeat(s, worker, list(self.tracked)))
+            except Exception:
+                log.exception("Ray executor heartbeat failed; retrying")
 
     def _claim(self) -> None:
         ray = _ray()
@@ -255,12 +267,17 @@ class RayExecutor:
             except Exception as exc:
                 log.error("cannot reach the Ray cluster at %s (%s); retrying", self.address, exc)
                 self._stop.wait(5.0)
-        last_beat = 0.0
+        threading.Thread(target=self._beat, name="shipyard-ray-heartbeat", daemon=True).start()
+        last_refresh = time.monotonic()
         while not self._stop.is_set():
             try:
-                if time.monotonic() - last_beat > self.settings.worker_timeout_s / 4:
-                    self._heartbeat()
-                    last_beat = time.monotonic()
+                if time.monotonic() - last_refresh > REFRESH_S:
+                    self._refresh()
+                    last_refresh = time.monotonic()
+                for job_id in list(self.to_stop):
+                    self.to_stop.discard(job_id)
+                    if job_id in self.tracked:
+                        self.tracked[job_id].actor.stop.remote()
                 self._claim()
                 self._relay()
             except Exception:
