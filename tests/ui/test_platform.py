@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, expect
 from torch import nn
 
@@ -20,6 +22,7 @@ from shipyard.app import create_app
 from shipyard.auth import service as auth_service
 from shipyard.config import AuthMode, Settings
 from shipyard.packages import save_model
+from shipyard.tracking import service as tracking_service
 from shipyard.ui.render import COOKIE
 from tests.conftest import ServerThread
 from tests.ui.conftest import Tab, open_tab
@@ -94,6 +97,9 @@ def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Governed]:
                     f"/api/runs/{g.run_id}/artifacts/model/{rel}",
                     content=file.read_bytes(),
                 )
+        with app.state.runtime.db.session() as s:  # as `run.use_dataset` records it
+            entry = {"project": "proj", "name": "digits", "version": 3, "manifest_sha256": "0"}
+            tracking_service.add_datasets(s, g.run_id, [entry])
         for _ in range(2):
             g.ok(
                 "alice",
@@ -158,6 +164,7 @@ def test_model_page_shows_versions_with_run_metrics_card_and_lineage(
     assert card.locator("script").count() == 0
     assert card.locator('a[href^="javascript"]').count() == 0
     lineage = page.locator("ul.lineage")
+    expect(lineage).to_contain_text("Datasets: digits@3")
     expect(lineage).to_contain_text("Run: train")
     expect(lineage).to_contain_text("Model version: m v2")
 
@@ -347,3 +354,25 @@ def test_an_endpoint_page_shows_traffic_replicas_and_request_counts(
     tab.goto("/projects/proj/models/m")
     expect(page.locator("#v1")).to_contain_text("digits-ep 100%")
     expect(page.locator("ul.lineage")).to_contain_text("Endpoints: digits-ep (100%)")
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("/projects/p/models/ghost", "model &#39;ghost&#39;"),
+        ("/projects/ghost/models", "project &#39;ghost&#39; does not exist"),
+        ("/endpoints/ghost", "endpoint &#39;ghost&#39; does not exist"),
+        ("/jobs/" + "0" * 32, "does not exist"),
+        ("/jobs/" + "0" * 32 + "/log", "does not exist"),
+        ("/sweeps/" + "0" * 32, "does not exist"),
+        ("/projects/ghost/jobs", "project &#39;ghost&#39; does not exist"),
+        ("/projects/ghost/audit", "project &#39;ghost&#39; does not exist"),
+    ],
+)
+def test_unknown_things_are_html_404s(tmp_path: Path, path: str, text: str) -> None:
+    with TestClient(create_app(Settings(home=tmp_path)), follow_redirects=False) as client:
+        assert client.post("/api/runs", json={"project": "p"}).status_code == 201
+        r = client.get(path)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), path
+        assert text in r.text
+        assert "script-src 'self'" in r.headers["content-security-policy"]
