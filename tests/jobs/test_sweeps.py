@@ -164,3 +164,34 @@ def test_sweep_cli_create_show_cancel(js: JobServer, tmp_path: Path) -> None:
     s = js.client.http.json("GET", f"/api/sweeps/{sweep_id}")
     assert s["state"] == "cancelled" and s["trials"][0]["state"] == "cancelled"
     assert js.wait(s["trials"][0]["job_id"])["state"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("early", "pruner"),
+    [
+        ({"type": "hyperband", "min_iter": 2, "eta": 3}, "HyperbandPruner"),
+        ({"type": "asha", "min_iter": 1}, "SuccessiveHalvingPruner"),
+        ({"type": "median", "min_trials": 2}, "MedianPruner"),
+        (None, "NopPruner"),
+    ],
+)
+def test_each_early_termination_maps_to_an_optuna_pruner(
+    early: dict[str, Any] | None, pruner: str, database_url: str
+) -> None:
+    from shipyard.jobs.sweeps import make_study, parse_config, trial_command
+
+    config: dict[str, Any] = {
+        "method": "bayes",
+        "program": "train.py",
+        "metric": {"name": "acc"},
+        "parameters": {"lr": {"min": 0.1, "max": 1.0}, "layers": {"values": [[64, 32], [16]]}},
+        "early_terminate": early,
+    }
+    spec = parse_config(config)
+    assert type(make_study(spec, seed=1).pruner).__name__ == pruner
+    assert trial_command(spec, {"lr": 0.5, "layers": [16]}) == [
+        "python",
+        "train.py",
+        "--lr=0.5",
+        "--layers=[16]",
+    ]
