@@ -24,7 +24,11 @@ from shipyard.ui.render import COOKIE
 from tests.conftest import ServerThread
 from tests.ui.conftest import SERIES_BLUE, drawn_pixels, open_tab
 
-DATA_ROUTES = {"/runs/{run_id}/history", "/runs/{run_id}/artifacts/{path:path}"}
+DATA_ROUTES = {
+    "/runs/{run_id}/history",
+    "/runs/{run_id}/artifacts/{path:path}",
+    "/jobs/{job_id}/logs",
+}
 
 
 def make_token(app: FastAPI, name: str, admin: bool = True) -> str:
@@ -107,6 +111,7 @@ def ui_routes() -> list[tuple[str, str]]:
             pages.data_router,
             platform.router,
             operations.router,
+            operations.data_router,
         )
         for route in router.routes
         if isinstance(route, APIRoute)

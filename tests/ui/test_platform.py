@@ -255,9 +255,13 @@ def test_jobs_queue_and_a_job_page_with_its_log_and_cost(as_user: Any, governed:
     tab.goto(f"/jobs/{job['id']}")
     page = tab.page
     expect(page.get_by_role("heading", name="hello job")).to_be_visible()
+    log = page.locator("#job-log")
+    expect(log).to_have_attribute("data-log-stream", re.compile(r"follow=true"))  # not ended
     expect(page.locator("#job-log")).to_contain_text("hello from the job", timeout=20_000)
     expect(page.locator("#job-state")).to_have_text("succeeded", timeout=20_000)
-    expect(page.locator("#job-log")).to_contain_text("bye")  # the poll stopped after the end
+    expect(log).to_contain_text("bye")
+    expect(log).to_have_attribute("data-log-ended", "1")  # the stream's end event came
+    assert log.inner_text().count("hello from the job") == 1  # appended once, not repeated
     assert page.locator("#job-live[hx-get]").count() == 0
     expect(page.locator("#job-cost")).to_contain_text("CPU·h")
     wait_job(governed, job["id"])
@@ -363,7 +367,7 @@ def test_an_endpoint_page_shows_traffic_replicas_and_request_counts(
         ("/projects/ghost/models", "project &#39;ghost&#39; does not exist"),
         ("/endpoints/ghost", "endpoint &#39;ghost&#39; does not exist"),
         ("/jobs/" + "0" * 32, "does not exist"),
-        ("/jobs/" + "0" * 32 + "/log", "does not exist"),
+        ("/jobs/" + "0" * 32 + "/live", "does not exist"),
         ("/sweeps/" + "0" * 32, "does not exist"),
         ("/projects/ghost/jobs", "project &#39;ghost&#39; does not exist"),
         ("/projects/ghost/audit", "project &#39;ghost&#39; does not exist"),

@@ -16,5 +16,6 @@ router.include_router(pages.router)
 router.include_router(pages.data_router)
 router.include_router(platform.router)
 router.include_router(operations.router)
+router.include_router(operations.data_router)
 
 __all__ = ["STATIC_DIR", "router"]

@@ -2,9 +2,10 @@
 their APIs.
 
 Routes: ``/projects/{name}/jobs`` (the queue and the project's sweeps), ``/jobs/{id}`` (a job:
-resources, attempts, cost, its log; ``/jobs/{id}/log`` is the fragment polled while it is not
-finished), ``/sweeps/{id}`` (trials and the best so far) and ``/projects/{name}/audit`` (the
-project's audit records with actor, action and since filters; maintainers, as the API).
+resources, attempts, cost, its log; ``/jobs/{id}/live`` is the fragment of its state polled
+until it ends, ``/jobs/{id}/logs`` the API's log stream behind the cookie), ``/sweeps/{id}``
+(trials and the best so far) and ``/projects/{name}/audit`` (the project's audit records with
+actor, action and since filters; maintainers, as the API).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from shipyard.auth import roles
 from shipyard.auth.deps import RuntimeDep
 from shipyard.auth.roles import Role
 from shipyard.errors import Unprocessable
+from shipyard.jobs import api as jobs_api
 from shipyard.jobs import service as jobs
 from shipyard.jobs import sweeps
 from shipyard.jobs.api import job_for
@@ -26,6 +28,7 @@ from shipyard.ui.auth import UiCallerDep
 from shipyard.ui.render import PageRoute, render
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
+data_router = APIRouter(include_in_schema=False)  # the log stream: errors stay problem+json
 LOG_POLL_S = 2
 STOP_POLLING = 286  # htmx stops polling on this status (and still swaps the fragment)
 LOG_TAIL_BYTES = 256 * 1024  # the page shows the end of a long log
@@ -58,31 +61,52 @@ def _log_text(data: bytes) -> tuple[str, bool]:
 
 @router.get("/jobs/{job_id}")
 def job_page(request: Request, job_id: str, caller: UiCallerDep, rt: RuntimeDep) -> Response:
-    """One job: state, command, resources, worker, run, cost and its output."""
+    """One job: state, command, resources, worker, run, cost and its output (followed live)."""
     with rt.db.read() as s:
         job, _ = job_for(s, caller, job_id, Role.viewer)
         out = jobs.jobs_out(s, [job])[0]
-        data, _ = jobs.read_log(s, rt.storage, job)
+        data, cursor = jobs.read_log(s, rt.storage, job)
     log, cut = _log_text(data)
-    context = {"job": out, "log": log, "cut": cut, "live": out.state not in FINAL}
-    return render(request, "job.html", context | {"poll_s": LOG_POLL_S})
+    context = {
+        "job": out,
+        "log": log,
+        "cut": cut,
+        "cursor": cursor,
+        "live": out.state not in FINAL,
+        "poll_s": LOG_POLL_S,
+    }
+    return render(request, "job.html", context)
 
 
-@router.get("/jobs/{job_id}/log")
-def job_log(request: Request, job_id: str, caller: UiCallerDep, rt: RuntimeDep) -> Response:
-    """The job's state and output, polled by its page until the job ends."""
+@router.get("/jobs/{job_id}/live")
+def job_live(request: Request, job_id: str, caller: UiCallerDep, rt: RuntimeDep) -> Response:
+    """The job's state, attempts and cost, polled by its page until the job ends."""
     with rt.db.read() as s:
         job, _ = job_for(s, caller, job_id, Role.viewer)
         out = jobs.jobs_out(s, [job])[0]
-        data, _ = jobs.read_log(s, rt.storage, job)
-    log, cut = _log_text(data)
     live = out.state not in FINAL
     return render(
         request,
-        "_job_log.html",
-        {"job": out, "log": log, "cut": cut, "live": live, "poll_s": LOG_POLL_S},
+        "_job_live.html",
+        {"job": out, "live": live, "poll_s": LOG_POLL_S},
         status=200 if live else STOP_POLLING,
     )
+
+
+@data_router.get("/jobs/{job_id}/logs")
+async def job_logs(
+    job_id: str,
+    request: Request,
+    caller: UiCallerDep,
+    rt: RuntimeDep,
+    follow: bool = False,
+    after: int = 0,
+) -> Response:
+    """``GET /api/jobs/{id}/logs`` (text, or server-sent events with ``follow``) for the
+    signed-in browser: the API's own handler behind the UI's cookie."""
+    last = request.headers.get("last-event-id")
+    last_event_id = int(last) if last and last.isdigit() else None
+    return await jobs_api.job_logs(job_id, request, caller, rt, follow, after, last_event_id)
 
 
 @router.get("/sweeps/{sweep_id}")

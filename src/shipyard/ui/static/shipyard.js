@@ -409,6 +409,29 @@
     svg.dataset.drawn = "1";
   }
 
+  // -- job logs ---------------------------------------------------------------------------------
+
+  // A running job's output arrives as server-sent events (the API's stream behind the cookie),
+  // appended to what the page was rendered with; the stream resumes from the last event id.
+  function followLog(pre) {
+    if (pre._source || !window.EventSource) return;
+    const source = new EventSource(pre.dataset.logStream);
+    pre._source = source;
+    const stuck = () => pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    source.onmessage = (e) => {
+      const atEnd = stuck();
+      pre.hidden = false;
+      pre.append(document.createTextNode(e.data));
+      const empty = document.getElementById("job-log-empty");
+      if (empty) empty.remove();
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+    };
+    source.addEventListener("end", () => {
+      source.close();
+      pre.dataset.logEnded = "1";
+    });
+  }
+
   // -- wiring -----------------------------------------------------------------------------------
 
   function init(root) {
@@ -416,6 +439,7 @@
     initControls(root);
     for (const g of root.querySelectorAll(".gallery[data-gallery]")) initGallery(g);
     for (const svg of root.querySelectorAll("svg.parcoords")) drawParcoords(svg);
+    for (const pre of root.querySelectorAll("pre[data-log-stream]")) followLog(pre);
     if (root.querySelector(".select-run") || root.matches?.(".runs-table")) syncSelection(root);
     const live = root.id === "live" ? root : null;
     if (live) onLive(live);
