@@ -210,6 +210,13 @@ def test_a_maintainer_rejects_and_a_viewer_cannot_decide(as_user: Any, governed:
     )
     assert r.status_code == 403
     assert "prod" not in governed.ok("vic", "GET", "/api/projects/proj/models/m")["aliases"]
+    # a maintainer's cookie on a form posted from another site is refused too (CSRF)
+    r = httpx.post(
+        f"{governed.server.url}/alias-requests/{request_id}/approve",
+        cookies={COOKIE: governed.tokens["mona"]},
+        headers={"origin": "http://evil.example"},
+    )
+    assert r.status_code == 403 and "another site" in r.text
 
     tab = as_user("mona")
     tab.goto("/projects/proj/models/m")
