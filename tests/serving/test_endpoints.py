@@ -154,6 +154,34 @@ def test_bad_request_in_a_batch_fails_alone(sqlite_deployer: Deployer) -> None:
     assert all(results[i].status_code == 200 for i in results if i != 5)
 
 
+def test_concurrent_requests_get_their_own_answers(sqlite_deployer: Deployer) -> None:
+    """Concurrent requests share frames to the replica and batches in it: each gets its own."""
+    d = sqlite_deployer
+    d.deploy(version=1, replicas=1, max_batch_size=64, max_delay_ms=5)
+    d.ready(1)
+    inputs = np.random.default_rng(5).random((24, 64), dtype=np.float32)
+    expected = want(1, inputs)
+    answers: dict[int, int] = {}
+    wrong: list[str] = []
+
+    def call(i: int) -> None:
+        with httpx.Client(base_url=d.url, timeout=30) as c:
+            for _ in range(5):
+                r = c.post("/v1/models/ep:predict", json={"instances": inputs[i : i + 1].tolist()})
+                if r.status_code != 200:
+                    wrong.append(r.text)
+                elif not np.allclose(r.json()["predictions"][0], expected[i], atol=1e-5):
+                    wrong.append(f"request {i} got another's answer")
+                answers[i] = answers.get(i, 0) + 1
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong and sum(answers.values()) == 5 * len(inputs)
+
+
 def test_canary_promote_and_rollback(deployer: Deployer) -> None:
     deployer.deploy(version=1, replicas=1)
     e = deployer.deploy(version=2, canary=20)

@@ -26,14 +26,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shipyard.errors import PayloadTooLarge, ShipyardError
+from shipyard.errors import BadRequest, NotFound, PayloadTooLarge, ShipyardError
 from shipyard.packages import LoadedModel, load_package
 from shipyard.serving.batching import Batcher
 from shipyard.serving.protocols import dumps, hf, rows, tfserving, v2
+from shipyard.serving.wire import FRAME_PATH, decode_requests, encode_replies
 
 log = logging.getLogger("shipyard.replica")
 PROBLEM = "application/problem+json"
 JSON = "application/json"
+FRAME = "application/octet-stream"
 Handler = Callable[[Request], Awaitable[Response]]
 Predict = Callable[[bytes], Awaitable[tuple[bytes, int]]]  # body -> (reply body, batch rows)
 
@@ -194,13 +196,43 @@ class _FastPredict:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            for regex, predict in self.routes:
-                if regex.match(scope["path"]):
-                    await self._serve(predict, receive, send)
-                    return
+            path = scope["path"]
+            if path == FRAME_PATH:
+                await self._serve(self._frame, receive, send, FRAME)
+                return
+            predict = self._route(path)
+            if predict is not None:
+                await self._serve(predict, receive, send)
+                return
         await self.app(scope, receive, send)
 
-    async def _serve(self, predict: Predict, receive: Receive, send: Send) -> None:
+    def _route(self, path: str) -> Predict | None:
+        for regex, predict in self.routes:
+            if regex.match(path):
+                return predict
+        return None
+
+    async def _frame(self, frame: bytes) -> tuple[bytes, int]:
+        """The requests of a router's frame, run concurrently (batched together)."""
+        try:
+            requests = decode_requests(frame)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"malformed frame: {exc}") from None
+
+        async def one(path: str, body: bytes) -> tuple[int, int, bytes]:
+            predict = self._route(path)
+            if predict is None:
+                missing = NotFound(f"no predict route {path!r}")
+                return missing.status, 0, dumps(missing.problem())
+            status, content, headers = await _answer(predict, body, self.max_body_bytes)
+            return status, int(headers.get("x-batch-size", 0)), content
+
+        replies = await asyncio.gather(*(one(path, body) for path, body in requests))
+        return encode_replies(list(replies)), len(replies)
+
+    async def _serve(
+        self, predict: Predict, receive: Receive, send: Send, media: str = JSON
+    ) -> None:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -218,7 +250,7 @@ class _FastPredict:
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         status, content, extra = await _answer(predict, body, self.max_body_bytes)
         headers = [
-            (b"content-type", JSON.encode() if status == 200 else PROBLEM.encode()),
+            (b"content-type", media.encode() if status == 200 else PROBLEM.encode()),
             (b"content-length", str(len(content)).encode()),
             *((k.encode(), v.encode()) for k, v in extra.items()),
         ]

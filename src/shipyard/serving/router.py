@@ -102,7 +102,7 @@ class Router:
         replica = await self._acquire(state, version, exclude)
         replica.in_flight += 1
         try:
-            reply = await self.client.post(replica.port, path, body)
+            reply = await self.client.call(replica.port, path, body)
         except WireError as exc:
             log.warning(
                 "endpoint %s: replica on port %d lost a request: %s", state.name, replica.port, exc
