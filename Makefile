@@ -42,6 +42,7 @@ bench: setup
 	$(PY) benchmarks/tracking.py --json .bench/tracking.json
 	$(PY) benchmarks/ui.py --json .bench/ui.json
 	$(PY) benchmarks/jobs.py --json .bench/jobs.json
+	$(PY) benchmarks/serving.py --json .bench/serving.json
 
 lint: setup
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
