@@ -55,7 +55,8 @@ ServingDep = Annotated[Serving, Depends(serving)]
 
 
 def _endpoint(s: Session, caller: Caller, name: str, needed: Role) -> tuple[Endpoint, Project]:
-    endpoint = service.get_endpoint(s, name)
+    # Changes (maintainer routes) lock the endpoint against the controller's clean-up.
+    endpoint = service.get_endpoint(s, name, lock=needed >= Role.maintainer)
     project = s.get(Project, endpoint.project_id)
     assert project is not None
     roles.require(s, caller, project.id, needed, f"project {project.name!r}")

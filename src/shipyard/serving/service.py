@@ -16,9 +16,14 @@ from shipyard.serving.tables import Endpoint, EndpointVersion
 from shipyard.tracking.tables import Project
 
 
-def get_endpoint(session: Session, name: str) -> Endpoint:
-    """The endpoint called ``name``."""
-    endpoint = session.scalar(select(Endpoint).where(Endpoint.name == name))
+def get_endpoint(session: Session, name: str, lock: bool = False) -> Endpoint:
+    """The endpoint called ``name``; ``lock`` holds its row (and so its versions) until commit.
+
+    Every change of an endpoint's versions takes this lock, the controller's clean-up of
+    drained versions included, so the two never update and delete the same row at once.
+    """
+    stmt = select(Endpoint).where(Endpoint.name == name)
+    endpoint = session.scalar(stmt.with_for_update() if lock else stmt)
     if endpoint is None:
         raise NotFound(f"endpoint {name!r} does not exist")
     return endpoint
@@ -85,7 +90,7 @@ def deploy(
         number = body.version
     if registry.get_version(session, model, number).status != "ready":
         raise Unprocessable(f"version {number} of {model.name!r} is archived")
-    endpoint = session.scalar(select(Endpoint).where(Endpoint.name == body.name))
+    endpoint = session.scalar(select(Endpoint).where(Endpoint.name == body.name).with_for_update())
     if endpoint is None:
         endpoint = Endpoint(
             name=body.name,
@@ -194,7 +199,9 @@ def scale(
 
 def drop_version(session: Session, endpoint_id: str, version: int) -> None:
     """Forget a drained version (the controller calls this once its replicas stopped)."""
-    row = session.get(EndpointVersion, (endpoint_id, version))
+    if session.get(Endpoint, endpoint_id, with_for_update=True) is None:
+        return
+    row = session.get(EndpointVersion, (endpoint_id, version), populate_existing=True)
     if row is not None and row.weight == 0:
         session.delete(row)
 
