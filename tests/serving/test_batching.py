@@ -78,3 +78,27 @@ def test_concurrent_requests_merge_and_split_back() -> None:
     assert sizes == [1, 5]
     assert [r[1] for r in results] == [1, 5, 5, 5, 5, 5]
     assert [float(r[0]["y"][0, 0]) for r in results] == [1, 2, 3, 4, 5, 6]
+
+
+def test_no_waiting_for_rows_that_cannot_come() -> None:
+    """Eight clients of a model batched by 64 with a long max delay: no batch waits for it."""
+
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(0.005)
+        return {"y": inputs["x"]}
+
+    async def go() -> float:
+        batcher = Batcher(run, max_batch_size=64, max_delay_ms=500)
+
+        async def client() -> None:
+            for _ in range(4):
+                await batcher.submit({"x": np.zeros((1, 2))}, 1)
+
+        start = time.perf_counter()
+        try:
+            await asyncio.gather(*(client() for _ in range(8)))
+        finally:
+            await batcher.close()
+        return time.perf_counter() - start
+
+    assert asyncio.run(go()) < 0.4  # waiting for company would take 4 x 0.5 s

@@ -4,14 +4,17 @@ State owned: the queue of pending requests of one replica. One consumer takes th
 request, then keeps taking until the batch holds ``max_batch_size`` rows or ``max_delay_ms``
 passed since that oldest request arrived; requests whose inputs cannot be stacked with the
 batch (other non-batch dimensions) wait for the next one. The wait happens only under load
-(the previous batch merged several requests, or requests queued behind it): a lone request
-runs at once. Inference runs in a worker thread, off the event loop; while it runs, new
-requests queue, so batches grow with load and stay at one request when idle. A compute-bound
-model (``inline_small``) whose batches all take well under a millisecond (a small network)
-runs on the event loop instead: the hop to the thread and back (and the wait for the GIL on
-the way) costs more than the inference, and the loop is held for less than the hop would
-take. Batches are timed by their thread's CPU time: wall time would count the wait for the
-GIL in the worker thread, and the time the process was descheduled on a busy machine.
+(the previous batch merged several requests, or requests queued behind it), and only while
+the batch is short of the rows queued plus those of the batch just answered (whose senders
+are likely to send again): a lone request runs at once, and eight clients of a model batched
+by 64 wait for each other, not for rows that will not come. Inference runs in a worker thread,
+off the event loop; while it runs, new requests queue, so batches grow with load and stay at
+one request when idle. A compute-bound model (``inline_small``) whose batches all take well
+under a millisecond (a small network) runs on the event loop instead: the hop to the thread
+and back (and the wait for the GIL on the way) costs more than the inference, and the loop is
+held for less than the hop would take. Batches are timed by their thread's CPU time: wall time
+would count the wait for the GIL in the worker thread, and the time the process was
+descheduled on a busy machine.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ class Batcher:
         self.max_delay_s = max(0.0, max_delay_ms) / 1000
         self._queue: list[_Pending] = []
         self._concurrent = False  # did the last batch merge requests (is there load)?
+        # Rows that may be queued by the time the next batch starts: those queued when the
+        # last one ended plus its own (whose senders are likely to send again).
+        self._expected = 0
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shipyard-infer")
         self._task: asyncio.Task[None] | None = None
@@ -105,8 +111,10 @@ class Batcher:
                 continue
             deadline = self._queue[0].arrived + self.max_delay_s
             # Wait for company only under load (the last batch merged several requests): alone,
-            # a request runs at once, so batching costs nothing at concurrency 1.
-            while self._concurrent and self._ready_rows() < self.max_batch_size:
+            # a request runs at once, so batching costs nothing at concurrency 1. And only for
+            # as many rows as may come: those queued and those of the last batch.
+            target = min(self.max_batch_size, self._expected)
+            while self._concurrent and self._ready_rows() < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -141,6 +149,7 @@ class Batcher:
             self._slowest = max(seconds, SLOWEST_DECAY * self._slowest if known else 0.0)
             total = sum(b.rows for b in batch)
             self._concurrent = len(batch) > 1 or bool(self._queue)
+            self._expected = total + sum(i.rows for i in self._queue)
             if self.on_batch is not None:
                 self.on_batch(total, len(batch))
             start = 0
