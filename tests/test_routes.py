@@ -119,6 +119,12 @@ BAD: dict[tuple[str, str], tuple[str, dict[str, object], int]] = {
     ("POST", "/api/endpoints"): ("/api/endpoints", {"json": {"name": "UPPER"}}, 422),
     ("GET", "/api/endpoints"): ("/api/endpoints", {"params": {"project": "nope"}}, 404),
     ("GET", "/api/endpoints/{name}"): ("/api/endpoints/nope", {}, 404),
+    ("GET", "/api/endpoints/{name}/stats"): (
+        "/api/endpoints/nope/stats",
+        {"params": {"window_s": 5}},
+        422,
+    ),
+    ("GET", "/api/endpoints/{name}/predictions"): ("/api/endpoints/nope/predictions", {}, 404),
     ("DELETE", "/api/endpoints/{name}"): ("/api/endpoints/nope", {}, 404),
     ("PUT", "/api/endpoints/{name}/traffic"): (
         "/api/endpoints/nope/traffic",

@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     reaper = CrashReaper(db, settings.heartbeat_timeout_s)
     jobs = JobServices(db, storage, settings)
     http_metrics = HttpMetrics()
-    serving_metrics = ServingMetrics(http_metrics.registry)
+    serving_metrics = ServingMetrics(http_metrics.registry, settings.serving_sample_size)
     controller = Controller(db, storage, settings.home, serving_metrics)
     serving = Serving(controller, Router(controller, serving_metrics,
                                          settings.serving_cold_start_timeout_s,

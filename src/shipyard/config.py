@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         60.0,
         description="Longest an inference request may take at a replica.",
     )
+    serving_sample_size: int = Field(
+        20,
+        ge=0,
+        le=1000,
+        description="Recent predictions each endpoint keeps in memory for the UI (request and "
+        "reply, their first 2 KiB); 0 keeps none.",
+    )
     s3_endpoint_url: str | None = Field(
         None,
         description="Endpoint of an S3-compatible store (MinIO, Ceph, moto) for s3:// artifacts.",

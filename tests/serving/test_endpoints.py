@@ -3,6 +3,7 @@ canary, promote and rollback, rolling updates under load, crashes, scaling, metr
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -312,6 +313,37 @@ def test_metrics_per_endpoint_and_version(deployer: Deployer) -> None:
     assert 'shipyard_endpoint_replicas{endpoint="ep",state="ready",version="1"} 1.0' in text
     assert "shipyard_endpoint_request_duration_seconds_bucket" in text
     assert 'shipyard_endpoint_in_flight{endpoint="ep"} 0.0' in text
+
+
+def test_recent_stats_and_predictions_sample(deployer: Deployer) -> None:
+    """The last minutes by second (rate, error ratio, latency percentiles) and the latest
+    request/reply pairs, newest first: what the endpoint page charts and lists."""
+    deployer.deploy(version=1)
+    deployer.ready(1)
+    h = deployer.http
+    for _ in range(4):
+        assert h.post("/v1/models/ep:predict", json={"instances": X.tolist()}).is_success
+    assert h.post("/v1/models/ep:predict", json={"instances": [[1.0] * 10]}).status_code == 400
+    stats = h.get("/api/endpoints/ep/stats", params={"window_s": 60, "step_s": 5}).json()
+    assert stats["step_s"] == 5 and len(stats["time"]) == 12 == len(stats["p99_ms"])
+    assert stats["time"] == sorted(stats["time"]) and stats["time"][1] - stats["time"][0] == 5
+    assert sum(stats["rate"]) * 5 == pytest.approx(5)
+    busy = [i for i, r in enumerate(stats["rate"]) if r]
+    errors = sum(stats["error_ratio"][i] * stats["rate"][i] * 5 for i in busy)
+    assert errors == pytest.approx(1)
+    for i, r in enumerate(stats["rate"]):
+        p50, p99 = stats["p50_ms"][i], stats["p99_ms"][i]
+        assert (p50 is None) == (r == 0) and (r == 0 or 0 < p50 <= p99 < 30_000)
+    newest, *older = h.get("/api/endpoints/ep/predictions", params={"limit": 3}).json()
+    assert len(older) == 2 and newest["status"] == 400 and newest["version"] == "1"
+    assert "expected shape" in newest["reply"] and newest["request"].startswith('{"instances"')
+    ok = older[0]
+    assert ok["status"] == 200 and ok["latency_ms"] > 0 and ok["at"] <= newest["at"]
+    np.testing.assert_allclose(
+        json.loads(ok["reply"])["predictions"], want(1), atol=1e-5
+    )  # whole: under 2 KiB
+    assert ok["request_bytes"] > 2048 and ok["request"].endswith("…")
+    assert len(ok["request"].encode()) <= 2048 + len("…".encode())
 
 
 def test_inference_fast_path_keeps_route_metrics_and_errors(deployer: Deployer) -> None:

@@ -11,7 +11,7 @@ import re
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
@@ -28,8 +28,17 @@ from shipyard.serving import service
 from shipyard.serving.controller import Controller
 from shipyard.serving.protocols import tfserving, v2
 from shipyard.serving.router import Router
-from shipyard.serving.schemas import EndpointDeploy, EndpointOut, Promote, Scale, Traffic
+from shipyard.serving.schemas import (
+    EndpointDeploy,
+    EndpointOut,
+    PredictionOut,
+    Promote,
+    Scale,
+    StatsOut,
+    Traffic,
+)
 from shipyard.serving.tables import Endpoint
+from shipyard.serving.traffic import WINDOW_S
 from shipyard.tracking.api import project_for
 from shipyard.tracking.tables import Project
 
@@ -131,6 +140,41 @@ def get_endpoint(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -
     with rt.db.read() as s:
         endpoint, _ = _endpoint(s, caller, name, Role.viewer)
         return _out(s, sv, endpoint)
+
+
+@router.get("/api/endpoints/{name}/stats", response_model=StatsOut)
+def endpoint_stats(
+    name: str,
+    caller: CallerDep,
+    rt: RuntimeDep,
+    sv: ServingDep,
+    window_s: Annotated[int, Query(ge=10, le=WINDOW_S)] = 300,
+    step_s: Annotated[int, Query(ge=1, le=60)] = 1,
+) -> StatsOut:
+    """Requests per second, error ratio and p50/p95/p99 latency over the last ``window_s``
+    seconds, as this server routed them (its memory: it starts empty after a restart)."""
+    with rt.db.read() as s:
+        _endpoint(s, caller, name, Role.viewer)
+    series = sv.router.metrics.traffic.of(name).series(window_s, step_s)
+    return StatsOut(step_s=step_s, **series)
+
+
+@router.get("/api/endpoints/{name}/predictions", response_model=list[PredictionOut])
+def recent_predictions(
+    name: str,
+    caller: CallerDep,
+    rt: RuntimeDep,
+    sv: ServingDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> list[PredictionOut]:
+    """The endpoint's latest requests and replies, newest first (``SHIPYARD_SERVING_SAMPLE_SIZE``
+    of them are kept, each body cut to its first 2 KiB)."""
+    with rt.db.read() as s:
+        _endpoint(s, caller, name, Role.viewer)
+    return [
+        PredictionOut.model_validate(p)
+        for p in sv.router.metrics.traffic.of(name).predictions(limit)
+    ]
 
 
 @router.delete("/api/endpoints/{name}", status_code=204)

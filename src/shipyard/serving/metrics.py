@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shipyard.serving.traffic import RecentTraffic
+
 if TYPE_CHECKING:
     from shipyard.serving.controller import EndpointState
 
@@ -13,7 +15,8 @@ if TYPE_CHECKING:
 class ServingMetrics:
     """The endpoint series, on the server's registry (labels: endpoint, version)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, sample_size: int = 20) -> None:
+        self.traffic = RecentTraffic(sample_size)  # the last minutes by second, for the UI
         self.requests = Counter(
             "shipyard_endpoint_requests_total",
             "Inference requests by endpoint, version and status.",
@@ -86,9 +89,18 @@ class ServingMetrics:
         return gauge
 
     def served(
-        self, endpoint: str, version: str, status: int, seconds: float, batch: int | None
+        self,
+        endpoint: str,
+        version: str,
+        status: int,
+        seconds: float,
+        batch: int | None,
+        request: bytes = b"",
+        reply: bytes = b"",
     ) -> None:
-        """Count one answered request: its status, latency and the size of its batch."""
+        """Count one answered request: its status, latency and the size of its batch (and keep
+        it in the endpoint's recent traffic, with its bodies for the predictions sample)."""
+        self.traffic.of(endpoint).record(version, status, seconds, request, reply)
         self._child(self.requests, endpoint, version, str(status)).inc()
         self._child(self.latency, endpoint, version).observe(seconds)
         if batch is not None:
@@ -105,7 +117,8 @@ class ServingMetrics:
                 self.replica_count.labels(state.name, str(version), name).set(n)
 
     def forget(self, endpoint: str) -> None:
-        """Drop the gauges of a deleted endpoint."""
+        """Drop the gauges and recent traffic of a deleted endpoint."""
+        self.traffic.forget(endpoint)
         self._children = {k: v for k, v in self._children.items() if k[1] != endpoint}
         try:
             self.in_flight.remove(endpoint)

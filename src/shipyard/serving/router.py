@@ -129,17 +129,27 @@ class Router:
             except _Lost as lost:  # once, elsewhere: inference is idempotent
                 replica, reply = await self._send(state, version, path, body, lost.replica)
         except _Lost:
+            self.metrics.served(name, "none", 503, time.perf_counter() - start, None, body)
             raise Unavailable(
                 f"endpoint {name!r}: replicas failed during the request; retry",
                 headers={"retry-after": "1"},
             ) from None
+        except Unavailable:  # no replica became ready in time
+            self.metrics.served(name, "none", 503, time.perf_counter() - start, None, body)
+            raise
         finally:
             gauge.dec()
             state.last_request = time.monotonic()
         v = str(replica.version)
         batch = reply.headers.get("x-batch-size")
         self.metrics.served(
-            name, v, reply.status, time.perf_counter() - start, int(batch) if batch else None
+            name,
+            v,
+            reply.status,
+            time.perf_counter() - start,
+            int(batch) if batch else None,
+            body,
+            reply.body,
         )
         return Response(
             reply.body,

@@ -71,3 +71,28 @@ class EndpointOut(BaseModel):
     replicas: list[ReplicaOut] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
+
+
+class StatsOut(BaseModel):
+    """An endpoint's recent requests in steps of ``step_s`` seconds (this server's memory)."""
+
+    step_s: int
+    time: list[float] = Field(description="Each step's start, Unix seconds.")
+    rate: list[float] = Field(description="Requests per second.")
+    error_ratio: list[float | None] = Field(description="Share of 4xx/5xx answers; null: none.")
+    p50_ms: list[float | None]
+    p95_ms: list[float | None]
+    p99_ms: list[float | None]
+
+
+class PredictionOut(BaseModel):
+    """One recent request and its reply, bodies cut to their first 2 KiB."""
+
+    at: datetime
+    version: str = Field(description="The version that answered; 'none' when none could.")
+    status: int
+    latency_ms: float
+    request: str
+    reply: str
+    request_bytes: int
+    reply_bytes: int
