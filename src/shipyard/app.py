@@ -67,8 +67,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _shipyard(_: Request, exc: ShipyardError) -> Response:
         if exc.status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.detail)
-        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM,
-                            headers=exc.headers)
+        return JSONResponse(
+            exc.problem(), status_code=exc.status, media_type=PROBLEM, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _request(_: Request, exc: RequestValidationError) -> Response:
@@ -124,9 +125,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     http_metrics = HttpMetrics()
     serving_metrics = ServingMetrics(http_metrics.registry, settings.serving_sample_size)
     controller = Controller(db, storage, settings.home, serving_metrics)
-    serving = Serving(controller, Router(controller, serving_metrics,
-                                         settings.serving_cold_start_timeout_s,
-                                         settings.serving_request_timeout_s))
+    serving = Serving(
+        controller,
+        Router(
+            controller,
+            serving_metrics,
+            settings.serving_cold_start_timeout_s,
+            settings.serving_request_timeout_s,
+        ),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

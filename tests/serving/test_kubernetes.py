@@ -14,9 +14,23 @@ K8S_VERSION = "1.30.0"
 
 
 def test_manifests_validate_offline(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, [
-        "deploy", "digits-cnn@champion", "--endpoint", "digits", "--project", "digits",
-        "--target", "kubernetes", "--output", str(tmp_path), "--replicas", "2"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "deploy",
+            "digits-cnn@champion",
+            "--endpoint",
+            "digits",
+            "--project",
+            "digits",
+            "--target",
+            "kubernetes",
+            "--output",
+            str(tmp_path),
+            "--replicas",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     kinds = {}
     for path in sorted(tmp_path.glob("*.yaml")):
@@ -39,7 +53,11 @@ def test_manifests_validate_offline(tmp_path: Path) -> None:
 def test_broken_manifest_is_caught_by_the_validator() -> None:
     import pytest
 
-    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
-           "spec": {"replicas": "two"}}
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"replicas": "two"},
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, K8S_VERSION, strict=True)

@@ -51,8 +51,10 @@ def user_names(session: Session, user_ids: set[str]) -> dict[str, str]:
     """Names of users by id (for replies that show who did what)."""
     if not user_ids:
         return {}
-    return {uid: name for uid, name in session.execute(
-        select(User.id, User.name).where(User.id.in_(user_ids)))}
+    return {
+        uid: name
+        for uid, name in session.execute(select(User.id, User.name).where(User.id.in_(user_ids)))
+    }
 
 
 def list_users(session: Session) -> list[User]:
