@@ -343,8 +343,9 @@ def test_an_endpoint_page_shows_traffic_replicas_and_request_counts(
     governed.ok("alice", "POST", "/api/endpoints", json=body)
     metrics = governed.app.state.serving.router.metrics
     for seconds in (0.001, 0.002, 0.004):
-        metrics.served("digits-ep", "1", 200, seconds, 1)
-    metrics.served("digits-ep", "1", 503, 0.003, None)
+        metrics.served("digits-ep", "1", 200, seconds, 1, b'{"instances": [[0.5]]}', b"[[0.1]]")
+    long = b'{"instances": [[' + b"0.25, " * 500 + b"0.25]]}"
+    metrics.served("digits-ep", "1", 503, 0.003, None, long, b'{"detail": "busy"}')
 
     tab = as_user("vic")
     tab.goto("/endpoints")
@@ -358,6 +359,25 @@ def test_an_endpoint_page_shows_traffic_replicas_and_request_counts(
     expect(stats.locator("td").nth(1)).to_have_text("4")
     expect(stats.locator("td").nth(2)).to_have_text("1")
     expect(stats.locator("td").nth(3)).to_have_text("2.50 ms")
+    drawn = page.locator('.traffic-chart[data-drawn="1"]')
+    expect(drawn).to_have_count(3)  # rate, latency percentiles, errors: from the live stats
+    for metric in ("rate", "latency", "errors"):
+        assert page.locator(f'.traffic-chart[data-metric="{metric}"] canvas').count() == 1
+    rows = page.locator("table.predictions tbody tr")
+    expect(rows).to_have_count(4)
+    newest = rows.first  # newest first: the 503, its 3 KB request cut to 2 KiB
+    expect(newest.locator(".badge")).to_have_text("503")
+    expect(newest).to_contain_text('{"detail": "busy"}')
+    newest.locator("summary").click()
+    expect(newest.locator("pre")).to_be_visible()
+    assert (newest.locator("pre").text_content() or "").endswith("…")
+    expect(rows.nth(1)).to_contain_text('{"instances": [[0.5]]}')
+    page.wait_for_timeout(4_000)  # a poll comes and goes: an open body is not swapped away
+    expect(newest.locator("pre")).to_be_visible()
+    newest.locator("summary").click()
+    metrics.served("digits-ep", "1", 200, 0.001, 1, b'{"instances": [[0.75]]}', b"[[0.2]]")
+    expect(rows.first).to_contain_text("[[0.75]]", timeout=10_000)  # htmx polls the table
+
     replica = page.locator("table.replicas tbody tr").first  # deploying starts one replica
     expect(replica.locator("td").first).to_have_text("v1")
     expect(replica.locator(".badge")).to_have_text(re.compile("starting|ready|unhealthy"))

@@ -320,9 +320,11 @@ def list_requests(
         return [service.request_out(s, r) for r in service.list_requests(s, p, status)]
 
 
-def _decide(
+def decide_request(
     request_id: str, approve: bool, body: Decision, caller: Caller, rt: Any
 ) -> dict[str, Any]:
+    """Approve or reject an alias request as ``caller`` (a maintainer other than the requester),
+    with its audit record; the approve/reject routes and the UI's buttons both call this."""
     with rt.db.session() as s:
         request = service.get_request(s, request_id)
         model = s.get(RegisteredModel, request.model_id)
@@ -346,13 +348,13 @@ def _decide(
 @router.post("/alias-requests/{request_id}/approve", response_model=AliasRequestOut)
 def approve(request_id: str, body: Decision, caller: CallerDep, rt: RuntimeDep) -> dict[str, Any]:
     """Approve a pending request: the alias moves now."""
-    return _decide(request_id, True, body, caller, rt)
+    return decide_request(request_id, True, body, caller, rt)
 
 
 @router.post("/alias-requests/{request_id}/reject", response_model=AliasRequestOut)
 def reject(request_id: str, body: Decision, caller: CallerDep, rt: RuntimeDep) -> dict[str, Any]:
     """Reject a pending request."""
-    return _decide(request_id, False, body, caller, rt)
+    return decide_request(request_id, False, body, caller, rt)
 
 
 @router.get("/projects/{project}/protected-aliases", response_model=ProtectedAliases)

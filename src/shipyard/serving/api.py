@@ -63,8 +63,9 @@ async def serving(request: Request) -> Serving:
 ServingDep = Annotated[Serving, Depends(serving)]
 
 
-def _endpoint(s: Session, caller: Caller, name: str, needed: Role) -> tuple[Endpoint, Project]:
-    # Changes (maintainer routes) lock the endpoint against the controller's clean-up.
+def endpoint_for(s: Session, caller: Caller, name: str, needed: Role) -> tuple[Endpoint, Project]:
+    """The endpoint and its project, when the caller has ``needed`` on it (404/403 otherwise).
+    Changes (maintainer and above) lock the endpoint's row against the controller's clean-up."""
     endpoint = service.get_endpoint(s, name, lock=needed >= Role.maintainer)
     project = s.get(Project, endpoint.project_id)
     assert project is not None
@@ -72,7 +73,8 @@ def _endpoint(s: Session, caller: Caller, name: str, needed: Role) -> tuple[Endp
     return endpoint, project
 
 
-def _out(s: Session, sv: Serving, endpoint: Endpoint) -> EndpointOut:
+def live_out(s: Session, sv: Serving, endpoint: Endpoint) -> EndpointOut:
+    """The endpoint as stored, with the replicas this server runs for it now."""
     return service.endpoint_out(s, endpoint, sv.controller.replicas_of(endpoint.name))
 
 
@@ -116,7 +118,7 @@ def deploy(body: EndpointDeploy, caller: CallerDep, rt: RuntimeDep, sv: ServingD
             before={"traffic": before} if before else None,
             after={"version": version, "traffic": service.traffic(s, endpoint)},
         )
-        out = _out(s, sv, endpoint)
+        out = live_out(s, sv, endpoint)
     sv.controller.wake()
     return out
 
@@ -131,15 +133,15 @@ def list_endpoints(
             ids: list[str] | None = [project_for(s, caller, project, Role.viewer).id]
         else:
             ids = roles.visible_projects(s, caller)
-        return [_out(s, sv, e) for e in service.list_endpoints(s, ids)]
+        return [live_out(s, sv, e) for e in service.list_endpoints(s, ids)]
 
 
 @router.get("/api/endpoints/{name}", response_model=EndpointOut)
 def get_endpoint(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
     """An endpoint: traffic split, scaling bounds and live replicas."""
     with rt.db.read() as s:
-        endpoint, _ = _endpoint(s, caller, name, Role.viewer)
-        return _out(s, sv, endpoint)
+        endpoint, _ = endpoint_for(s, caller, name, Role.viewer)
+        return live_out(s, sv, endpoint)
 
 
 @router.get("/api/endpoints/{name}/stats", response_model=StatsOut)
@@ -154,7 +156,7 @@ def endpoint_stats(
     """Requests per second, error ratio and p50/p95/p99 latency over the last ``window_s``
     seconds, as this server routed them (its memory: it starts empty after a restart)."""
     with rt.db.read() as s:
-        _endpoint(s, caller, name, Role.viewer)
+        endpoint_for(s, caller, name, Role.viewer)
     series = sv.router.metrics.traffic.of(name).series(window_s, step_s)
     return StatsOut(step_s=step_s, **series)
 
@@ -170,7 +172,7 @@ def recent_predictions(
     """The endpoint's latest requests and replies, newest first (``SHIPYARD_SERVING_SAMPLE_SIZE``
     of them are kept, each body cut to its first 2 KiB)."""
     with rt.db.read() as s:
-        _endpoint(s, caller, name, Role.viewer)
+        endpoint_for(s, caller, name, Role.viewer)
     return [
         PredictionOut.model_validate(p)
         for p in sv.router.metrics.traffic.of(name).predictions(limit)
@@ -181,7 +183,7 @@ def recent_predictions(
 def delete_endpoint(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> None:
     """Delete an endpoint; its replicas stop."""
     with rt.db.session() as s:
-        endpoint, project = _endpoint(s, caller, name, Role.maintainer)
+        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
         before = service.traffic(s, endpoint)
         s.delete(endpoint)
         _record(s, caller, "endpoint.delete", project, name, before={"traffic": before})
@@ -194,7 +196,7 @@ def set_traffic(
 ) -> EndpointOut:
     """Split traffic between deployed versions (percentages adding up to 100)."""
     with rt.db.session() as s:
-        endpoint, project = _endpoint(s, caller, name, Role.maintainer)
+        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
         before = service.set_traffic(s, endpoint, body.weights)
         _record(
             s,
@@ -206,7 +208,7 @@ def set_traffic(
             after={"traffic": body.weights},
         )
         s.flush()
-        out = _out(s, sv, endpoint)
+        out = live_out(s, sv, endpoint)
     sv.controller.wake()
     return out
 
@@ -217,7 +219,7 @@ def promote(
 ) -> EndpointOut:
     """Give one version all the traffic; the others drain and stop."""
     with rt.db.session() as s:
-        endpoint, project = _endpoint(s, caller, name, Role.maintainer)
+        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
         before = service.promote(s, endpoint, body.version)
         _record(
             s,
@@ -229,7 +231,7 @@ def promote(
             after={"version": body.version},
         )
         s.flush()
-        out = _out(s, sv, endpoint)
+        out = live_out(s, sv, endpoint)
     sv.controller.wake()
     return out
 
@@ -238,7 +240,7 @@ def promote(
 def rollback(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
     """Send all traffic back to the version deployed before the newest."""
     with rt.db.session() as s:
-        endpoint, project = _endpoint(s, caller, name, Role.maintainer)
+        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
         before = service.rollback(s, endpoint)
         s.flush()
         _record(
@@ -250,7 +252,7 @@ def rollback(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> En
             before={"traffic": before},
             after={"traffic": service.traffic(s, endpoint)},
         )
-        out = _out(s, sv, endpoint)
+        out = live_out(s, sv, endpoint)
     sv.controller.wake()
     return out
 
@@ -259,7 +261,7 @@ def rollback(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> En
 def scale(name: str, body: Scale, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
     """Autoscaling bounds: between ``min_replicas`` and ``max_replicas`` (0 scales to zero)."""
     with rt.db.session() as s:
-        endpoint, project = _endpoint(s, caller, name, Role.maintainer)
+        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
         before = service.scale(
             s,
             endpoint,
@@ -277,7 +279,7 @@ def scale(name: str, body: Scale, caller: CallerDep, rt: RuntimeDep, sv: Serving
             before=before,
             after=body.model_dump(exclude_none=True),
         )
-        out = _out(s, sv, endpoint)
+        out = live_out(s, sv, endpoint)
     sv.controller.wake()
     return out
 

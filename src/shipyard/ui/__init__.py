@@ -15,6 +15,7 @@ router.include_router(auth.router)
 router.include_router(pages.router)
 router.include_router(pages.data_router)
 router.include_router(platform.router)
+router.include_router(platform.data_router)
 router.include_router(operations.router)
 router.include_router(operations.data_router)
 

@@ -4,16 +4,17 @@ Routes: ``/projects/{name}/models`` (a project's models), ``/projects/{name}/mod
 (versions with their source runs' metrics, aliases, pending alias requests, the model card and
 the lineage dataset -> run -> version -> endpoint), ``POST /alias-requests/{id}/approve|reject``
 (a maintainer other than the requester decides, exactly as the API's route: same check, same
-audit record), ``/endpoints`` and ``/endpoints/{name}`` (traffic split and live replicas).
+audit record), ``/endpoints`` and ``/endpoints/{name}`` (traffic split, live replicas, charts
+of the last minutes' request rate, latency percentiles and errors, the latest predictions).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -29,11 +30,16 @@ from shipyard.serving import api as serving_api
 from shipyard.serving import service as serving
 from shipyard.serving.api import ServingDep
 from shipyard.serving.metrics import ServingMetrics
+from shipyard.serving.schemas import StatsOut
+from shipyard.serving.traffic import WINDOW_S
 from shipyard.tracking.api import project_for
 from shipyard.ui.auth import UiCallerDep, _same_origin
 from shipyard.ui.render import PageRoute, render
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
+data_router = APIRouter(include_in_schema=False)  # the endpoint's stats: errors stay problem+json
+LIVE_POLL_S = 3  # how often the endpoint page refreshes its charts and predictions
+TRAFFIC_WINDOW_S = 300  # what the endpoint page charts
 MAX_FORM_BYTES = 16 * 1024
 
 # CommonMark with raw HTML off: tags in a card are shown as text, and unsafe link schemes
@@ -173,7 +179,7 @@ async def _decide(
     note = await _note(request)
     # The API's own handler: maintainer check, never the requester, one audit record.
     out = await run_in_threadpool(
-        registry_api._decide, request_id, approve, Decision(note=note), caller, rt
+        registry_api.decide_request, request_id, approve, Decision(note=note), caller, rt
     )
     target = f"/projects/{quote(out['project'], safe='')}/models/{quote(out['model'], safe='')}"
     return RedirectResponse(target, status_code=303)
@@ -202,7 +208,7 @@ def endpoints_page(
     """The endpoints of every project the user may read, with traffic and replica counts."""
     with rt.db.read() as s:
         visible = roles.visible_projects(s, caller)
-        endpoints = [serving_api._out(s, sv, e) for e in serving.list_endpoints(s, visible)]
+        endpoints = [serving_api.live_out(s, sv, e) for e in serving.list_endpoints(s, visible)]
     return render(request, "endpoints.html", {"endpoints": endpoints})
 
 
@@ -212,9 +218,47 @@ def endpoint_page(
 ) -> Response:
     """One endpoint: versions and traffic split, scaling, live replicas with their states."""
     with rt.db.read() as s:
-        endpoint, _ = serving_api._endpoint(s, caller, name, Role.viewer)
-        out = serving_api._out(s, sv, endpoint)
+        endpoint, _ = serving_api.endpoint_for(s, caller, name, Role.viewer)
+        out = serving_api.live_out(s, sv, endpoint)
         deployed = [(v.version, v.weight, v.deployed_at) for v in serving.versions(s, endpoint)]
     stats = endpoint_stats(sv.router.metrics, name)
-    context = {"endpoint": out, "deployed": deployed, "stats": stats}
+    context = {
+        "endpoint": out,
+        "deployed": deployed,
+        "stats": stats,
+        "window_min": TRAFFIC_WINDOW_S // 60,
+        **_predictions(rt, sv, caller, name),
+    }
     return render(request, "endpoint.html", context)
+
+
+def _predictions(rt: Any, sv: Any, caller: Any, name: str) -> dict[str, Any]:
+    return {
+        "predictions": serving_api.recent_predictions(name, caller, rt, sv, limit=20),
+        "sample_size": rt.settings.serving_sample_size,
+        "poll_s": LIVE_POLL_S,
+    }
+
+
+@router.get("/endpoints/{name}/predictions")
+def endpoint_predictions(
+    request: Request, name: str, caller: UiCallerDep, rt: RuntimeDep, sv: ServingDep
+) -> Response:
+    """The recent predictions table alone (the endpoint page's htmx polls it)."""
+    with rt.db.read() as s:
+        endpoint, _ = serving_api.endpoint_for(s, caller, name, Role.viewer)
+    context = {"endpoint": endpoint, **_predictions(rt, sv, caller, name)}
+    return render(request, "_endpoint_predictions.html", context)
+
+
+@data_router.get("/endpoints/{name}/stats")
+def endpoint_traffic(
+    name: str,
+    caller: UiCallerDep,
+    rt: RuntimeDep,
+    sv: ServingDep,
+    window_s: Annotated[int, Query(ge=10, le=WINDOW_S)] = TRAFFIC_WINDOW_S,
+    step_s: Annotated[int, Query(ge=1, le=60)] = 1,
+) -> StatsOut:
+    """``GET /api/endpoints/{name}/stats`` for the signed-in browser (the live charts)."""
+    return serving_api.endpoint_stats(name, caller, rt, sv, window_s, step_s)

@@ -172,6 +172,7 @@
 
   function rebuildAll() {
     for (const state of charts) if (state.datas) build(state);
+    for (const box of trafficBoxes) if (box._data) drawTraffic(box, true);
   }
 
   function refreshRun(run) {
@@ -188,6 +189,9 @@
         if (state.u) state.u.setSize({ width: Math.max(200, state.el.clientWidth), height: CHART_HEIGHT });
       }
       for (const svg of document.querySelectorAll("svg.parcoords")) drawParcoords(svg);
+      for (const el of document.querySelectorAll(".traffic-chart")) {
+        if (el._u) el._u.setSize({ width: Math.max(200, el.clientWidth), height: TRAFFIC_HEIGHT });
+      }
     }, 150);
   });
   if (window.matchMedia) {
@@ -432,6 +436,84 @@
     });
   }
 
+  // -- endpoint traffic -------------------------------------------------------------------------
+
+  // The endpoint page polls the last minutes (per second) and redraws three charts: request
+  // rate, latency percentiles and the error percentage. A second without requests has a rate of
+  // 0 and a gap in the other two.
+  const TRAFFIC = {
+    rate: [["req/s", "#4e79a7", (d) => d.rate]],
+    latency: [
+      ["p50 ms", "#59a14f", (d) => d.p50_ms],
+      ["p95 ms", "#f28e2b", (d) => d.p95_ms],
+      ["p99 ms", "#e15759", (d) => d.p99_ms],
+    ],
+    errors: [["errors %", "#e15759", (d) => d.error_ratio.map((v) => (v === null ? null : 100 * v))]],
+  };
+  const TRAFFIC_HEIGHT = 200;
+  const trafficBoxes = new Set();
+
+  function drawTraffic(box, fresh) {
+    const d = box._data;
+    for (const el of box.querySelectorAll(".traffic-chart")) {
+      const spec = TRAFFIC[el.dataset.metric];
+      if (!spec) continue;
+      const data = [d.time, ...spec.map((s) => s[2](d))];
+      if (el._u && !fresh) { el._u.setData(data); continue; }
+      if (el._u) el._u.destroy();
+      el.replaceChildren();
+      const fg = cssVar("--fg");
+      const grid = cssVar("--grid");
+      const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+      el._u = new uPlot({
+        width: Math.max(200, el.clientWidth || 340),
+        height: TRAFFIC_HEIGHT,
+        scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+        axes: [Object.assign({}, axis), Object.assign({ size: 56 }, axis)],
+        series: [{ label: "time" }].concat(spec.map((s) => ({
+          label: s[0], stroke: s[1], width: 1.5, points: { show: false },
+        }))),
+        cursor: { sync: { key: "traffic" } },
+        hooks: { draw: [() => { el.dataset.drawn = "1"; }] },
+      }, data, el);
+    }
+  }
+
+  function followTraffic(box) {
+    if (box._following) return;
+    box._following = true;
+    trafficBoxes.add(box);
+    const every = 1000 * Number(box.dataset.pollS || 3);
+    const tick = async () => {
+      if (!box.isConnected) { trafficBoxes.delete(box); return; }
+      if (!document.hidden) {
+        try {
+          const r = await fetch(box.dataset.traffic, {
+            headers: { accept: "application/json" }, credentials: "same-origin",
+          });
+          if (r.status === 401) {
+            location.assign("/login?next=" + encodeURIComponent(location.pathname));
+            return;
+          }
+          if (r.ok) {
+            box._data = await r.json();
+            drawTraffic(box, false);
+          }
+        } catch (err) {
+          // the server is restarting or the network blinked: the next tick tries again
+        }
+      }
+      setTimeout(tick, every);
+    };
+    tick();
+  }
+
+  // The predictions table refreshes itself (htmx), except while a body in it is open.
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    const elt = e.detail && e.detail.elt;
+    if (elt && elt.id === "predictions" && elt.querySelector("details[open]")) e.preventDefault();
+  });
+
   // -- wiring -----------------------------------------------------------------------------------
 
   function init(root) {
@@ -440,6 +522,7 @@
     for (const g of root.querySelectorAll(".gallery[data-gallery]")) initGallery(g);
     for (const svg of root.querySelectorAll("svg.parcoords")) drawParcoords(svg);
     for (const pre of root.querySelectorAll("pre[data-log-stream]")) followLog(pre);
+    for (const box of root.querySelectorAll("[data-traffic]")) followTraffic(box);
     if (root.querySelector(".select-run") || root.matches?.(".runs-table")) syncSelection(root);
     const live = root.id === "live" ? root : null;
     if (live) onLive(live);
