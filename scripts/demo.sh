@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# make demo: start the server on the embedded default, train the digits example three times,
-# show the runs, and keep serving until Ctrl-C.
+# make demo: start the server on the embedded default, train the digits example three times
+# (each registers a version of digits-mlp), show the runs, alias the best version champion, deploy
+# it as the endpoint "digits", call it with every protocol under a short load, and keep serving
+# until Ctrl-C (the UI at / shows the runs, the model and the endpoint's live charts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
+PY="${PY:-.venv/bin/python}"
 PORT="${SHIPYARD_PORT:-8000}"
 export SHIPYARD_URL="http://127.0.0.1:${PORT}"
 
@@ -18,15 +20,32 @@ for _ in $(seq 1 100); do
 done
 
 for lr in 0.03 0.003 0.0003; do
-  $PY examples/digits/train.py --lr "$lr" --epochs 30
+  $PY examples/digits/train.py --lr "$lr" --epochs "${SHIPYARD_DEMO_EPOCHS:-30}" --register digits-mlp
 done
 
 $PY -m shipyard runs ls --project digits --sort -summary.val/acc --filter "summary.val/acc > 0"
+
+# The best of the three versions (by its run's best validation accuracy) becomes the champion,
+# served by the endpoint "digits"; then every protocol is called and the endpoint kept busy.
+BEST=$($PY - <<'PY'
+import shipyard
+versions = shipyard.Client().model("digits", "digits-mlp")["versions"]
+print(max(versions, key=lambda v: v["lineage"]["run"]["metrics"]["best/val_acc"])["version"])
+PY
+)
+$PY -m shipyard models alias digits-mlp champion "$BEST" --project digits
+$PY -m shipyard models show digits-mlp --project digits
+$PY -m shipyard deploy digits-mlp@champion --endpoint digits --project digits \
+  --max-batch-size 32 --max-delay-ms 2
+$PY examples/digits/predict.py --endpoint digits --seconds "${SHIPYARD_DEMO_LOAD_S:-10}"
+$PY -m shipyard endpoints show digits
 cat <<MSG
 
 Shipyard is serving on $SHIPYARD_URL   (API docs: $SHIPYARD_URL/docs, metrics: $SHIPYARD_URL/metrics)
+Web UI: $SHIPYARD_URL/   (the endpoint: $SHIPYARD_URL/endpoints/digits)
 Data lives in ${SHIPYARD_HOME:-$HOME/.shipyard}. Try:
   SHIPYARD_URL=$SHIPYARD_URL .venv/bin/shipyard runs ls -p digits -f "config.lr < 0.01" -s -summary.val/acc
+  curl -s -X POST -d '{"instances": [[0.0, 0.0, 0.3, 0.8, 0.8, 0.2, 0.0, 0.0, 0.0, 0.1, 0.9, 0.6, 0.5, 0.9, 0.1, 0.0, 0.0, 0.2, 0.9, 0.1, 0.0, 0.7, 0.4, 0.0, 0.0, 0.3, 0.6, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.3, 0.5, 0.0, 0.0, 0.6, 0.5, 0.0, 0.0, 0.2, 0.7, 0.0, 0.1, 0.8, 0.3, 0.0, 0.0, 0.0, 0.9, 0.4, 0.7, 0.6, 0.0, 0.0, 0.0, 0.0, 0.3, 0.8, 0.6, 0.1, 0.0, 0.0]]}' $SHIPYARD_URL/v1/models/digits:predict
 Press Ctrl-C to stop.
 MSG
-wait $SERVER
+if [ "${SHIPYARD_DEMO_WAIT:-1}" = 1 ]; then wait $SERVER; fi

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import shipyard
 from shipyard.client._config import ClientSettings
+from tests._postgres import free_port
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "digits" / "train.py"
+DEMO = Path(__file__).parents[1] / "scripts" / "demo.sh"
 
 
 def test_digits_example_end_to_end(sdk: ClientSettings) -> None:
@@ -31,3 +34,27 @@ def test_digits_example_end_to_end(sdk: ClientSettings) -> None:
         assert len(run.images("samples")) == 16  # epochs 0 and 2, eight each
         assert run.checkpoints(best="val/acc")[0]["path"].startswith("checkpoints/epoch")
         assert "confusion.png" in [a["path"] for a in run.artifacts()]
+
+
+def test_make_demo_end_to_end(tmp_path: Path) -> None:
+    """``make demo``'s script, shortened: three trainings register digits-mlp versions, the best
+    is aliased champion and deployed, every protocol agrees, the endpoint answers under load."""
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "SHIPYARD_HOME": str(tmp_path / "home"),
+        "SHIPYARD_PORT": str(free_port()),
+        "SHIPYARD_DEMO_EPOCHS": "3",
+        "SHIPYARD_DEMO_LOAD_S": "2",
+        "SHIPYARD_DEMO_WAIT": "0",
+    }
+    env.pop("SHIPYARD_TOKEN", None)
+    proc = subprocess.run(["bash", str(DEMO)], capture_output=True, text=True, env=env, timeout=600)
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert out.count("registered digits-mlp version") == 3
+    for protocol in ("TF Serving columnar", "Open Inference V2", "Hugging Face-style"):
+        assert f"{protocol:<20} agrees" in out
+    accuracy = float(re.search(r"accuracy ([0-9.]+) on (\d+) answers", out).group(1))  # type: ignore[union-attr]
+    assert accuracy > 0.5
+    assert "champion" in out and "ready" in out  # models show, endpoints show

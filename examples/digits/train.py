@@ -3,7 +3,9 @@
     python examples/digits/train.py --lr 0.01 --epochs 30
 
 Logs the config, per-epoch losses and accuracy, sample images with predictions, the best
-checkpoint (with its accuracy) and a confusion-matrix image. Needs a server (``shipyard server``)
+checkpoint (with its accuracy) and a confusion-matrix image; with ``--register MODEL`` the best
+weights become a new version of that registered model (a torch package with its ONNX twin, lineage
+back to this run). Needs a server (``shipyard server``)
 or runs offline with ``--offline`` (then ``shipyard sync``).
 
 The data is scikit-learn's copy, or ``digits.npz`` from ``--data FOLDER`` (a pulled dataset), or,
@@ -71,6 +73,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--offline", action="store_true", help="Spool locally; `shipyard sync`.")
     parser.add_argument("--data", default=None, help="A folder with digits.npz.")
+    parser.add_argument(
+        "--register", default=None, metavar="MODEL", help="Register the best weights as MODEL."
+    )
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -105,6 +110,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
     ):
         best_acc = -1.0
+        best_state: dict[str, torch.Tensor] = {}
         step = 0
         for epoch in range(args.epochs):
             model.train()
@@ -136,12 +142,19 @@ def main() -> None:
                 best_acc = acc
                 ckpt = Path(tmp) / "model.pt"
                 torch.save(model.state_dict(), ckpt)
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
                 run.log_checkpoint(
                     ckpt, metrics={"val/acc": acc}, step=step, name=f"epoch{epoch:03d}.pt"
                 )
             print(f"epoch {epoch:3d}  val/loss {val_loss:.4f}  val/acc {acc:.4f}")
         confusion_png(y_val, pred.numpy(), Path(tmp) / "confusion.png")
         run.log_artifact(Path(tmp) / "confusion.png")
+        run.log({"best/val_acc": best_acc})
+        if args.register:
+            model.load_state_dict(best_state)
+            model.eval()
+            version = run.log_model(model, name=args.register, input_example=x_val[:1])
+            print(f"registered {args.register} version {version['version']}")
         print(f"run {run.id}: best val/acc {best_acc:.4f}")
 
 
