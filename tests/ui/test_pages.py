@@ -40,7 +40,7 @@ def test_overview_lists_projects_with_run_counts_and_recent_runs(tab: Tab) -> No
     tab.goto("/")
     page = tab.page
     row = page.locator("table.projects tbody tr", has=page.get_by_role("link", name=PROJECT))
-    expect(row.locator("td.num")).to_have_text("12")
+    expect(row.locator("td.num").first).to_have_text("12")
     expect(row.locator(".chip")).to_have_count(3)
     expect(row.locator(".chip").first).to_contain_text("mlp-11")
     expect(page.get_by_role("link", name="resnet-featured").first).to_be_visible()

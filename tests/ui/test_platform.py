@@ -271,7 +271,13 @@ def test_jobs_queue_and_a_job_page_with_its_log_and_cost(as_user: Any, governed:
     assert log.inner_text().count("hello from the job") == 1  # appended once, not repeated
     assert page.locator("#job-live[hx-get]").count() == 0
     expect(page.locator("#job-cost")).to_contain_text("CPU·h")
-    wait_job(governed, job["id"])
+    done = wait_job(governed, job["id"])
+
+    tab.goto(f"/runs/{done['run_id']}")  # the job's run shows its log and links back
+    expect(page.locator("#job-log")).to_contain_text("hello from the job")
+    expect(page.locator("#job-log")).to_contain_text("bye")
+    page.locator(".run-head").get_by_role("link", name="hello").click()
+    expect(page).to_have_url(f"{governed.server.url}/jobs/{job['id']}")
 
     tab.goto("/projects/proj/jobs")
     row = page.locator(f'tr[data-job="{job["id"]}"]')
@@ -385,6 +391,40 @@ def test_an_endpoint_page_shows_traffic_replicas_and_request_counts(
     tab.goto("/projects/proj/models/m")
     expect(page.locator("#v1")).to_contain_text("digits-ep 100%")
     expect(page.locator("ul.lineage")).to_contain_text("Endpoints: digits-ep (100%)")
+
+
+def test_the_overview_counts_models_endpoints_and_active_jobs(
+    as_user: Any, governed: Governed
+) -> None:
+    body = {"name": "overview-ep", "project": "proj", "model": "m", "version": 1}
+    governed.ok("alice", "POST", "/api/endpoints", json={**body, "min_replicas": 0})
+    code = "import time; print('waiting', flush=True); time.sleep(120)"
+    job = governed.ok(
+        "dev",
+        "POST",
+        "/api/projects/proj/jobs",
+        json={"name": "long-one", "command": ["python", "-c", code]},
+    )
+    try:
+        tab = as_user("vic")
+        tab.goto("/")
+        page = tab.page
+        row = page.locator("table.projects tbody tr", has_text="proj")
+        cells = row.locator("td")
+        models = len(governed.ok("vic", "GET", "/api/models", params={"project": "proj"}))
+        endpoints = len(governed.ok("vic", "GET", "/api/endpoints", params={"project": "proj"}))
+        expect(cells.nth(2)).to_have_text(str(models))
+        expect(cells.nth(3)).to_have_text(str(endpoints))
+        assert int(cells.nth(4).inner_text()) >= 1  # long-one at least
+        ep = page.locator("table.overview-endpoints tbody tr", has_text="overview-ep")
+        expect(ep).to_contain_text("v1 100%")
+        active = page.locator("table.overview-jobs tbody tr", has_text="long-one")
+        expect(active.locator(".badge")).to_have_text(re.compile("queued|running"))
+        active.get_by_role("link", name="long-one").click()
+        expect(page).to_have_url(f"{governed.server.url}/jobs/{job['id']}")
+    finally:
+        governed.ok("dev", "POST", f"/api/jobs/{job['id']}/cancel")
+        governed.ok("alice", "DELETE", "/api/endpoints/overview-ep")
 
 
 @pytest.mark.parametrize(

@@ -506,6 +506,12 @@ def append_log(session: Session, job_id: str, chunk: bytes) -> None:
         session.add(JobLog(job_id=job_id, data=chunk))
 
 
+def job_of_run(session: Session, run_id: str) -> Job | None:
+    """The job whose run ``run_id`` is (the newest, should several share it), if any."""
+    stmt = select(Job).where(Job.run_id == run_id).order_by(Job.submitted_at.desc()).limit(1)
+    return session.scalars(stmt).first()
+
+
 def read_log(session: Session, storage: Storage, job: Job, after: int = 0) -> tuple[bytes, int]:
     """Output after chunk ``after`` and the last chunk's id; a finished job's whole log."""
     rows = list(

@@ -10,8 +10,11 @@ actor, action and since filters; maintainers, as the API).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request, Response
 from fastapi.routing import APIRouter
+from sqlalchemy.orm import Session
 
 from shipyard.audit import api as audit_api
 from shipyard.auth import roles
@@ -23,6 +26,8 @@ from shipyard.jobs import service as jobs
 from shipyard.jobs import sweeps
 from shipyard.jobs.api import job_for
 from shipyard.jobs.schemas import FINAL, JobState
+from shipyard.jobs.tables import Job
+from shipyard.storage import Storage
 from shipyard.tracking.api import project_for
 from shipyard.ui.auth import UiCallerDep
 from shipyard.ui.render import PageRoute, render
@@ -54,9 +59,16 @@ def jobs_page(
     return render(request, "jobs.html", context)
 
 
-def _log_text(data: bytes) -> tuple[str, bool]:
-    cut = len(data) > LOG_TAIL_BYTES
-    return data[-LOG_TAIL_BYTES:].decode("utf-8", errors="replace"), cut
+def job_log(s: Session, storage: Storage, job: Job) -> dict[str, Any]:
+    """What ``_job_log.html`` shows of a job's output: its tail, whether it was cut, and where
+    a live page's stream resumes (the job and run pages both show it)."""
+    data, cursor = jobs.read_log(s, storage, job)
+    return {
+        "log": data[-LOG_TAIL_BYTES:].decode("utf-8", errors="replace"),
+        "cut": len(data) > LOG_TAIL_BYTES,
+        "cursor": cursor,
+        "live": job.state not in FINAL,
+    }
 
 
 @router.get("/jobs/{job_id}")
@@ -65,17 +77,8 @@ def job_page(request: Request, job_id: str, caller: UiCallerDep, rt: RuntimeDep)
     with rt.db.read() as s:
         job, _ = job_for(s, caller, job_id, Role.viewer)
         out = jobs.jobs_out(s, [job])[0]
-        data, cursor = jobs.read_log(s, rt.storage, job)
-    log, cut = _log_text(data)
-    context = {
-        "job": out,
-        "log": log,
-        "cut": cut,
-        "cursor": cursor,
-        "live": out.state not in FINAL,
-        "poll_s": LOG_POLL_S,
-    }
-    return render(request, "job.html", context)
+        log = job_log(s, rt.storage, job)
+    return render(request, "job.html", {"job": out, "poll_s": LOG_POLL_S, **log})
 
 
 @router.get("/jobs/{job_id}/live")

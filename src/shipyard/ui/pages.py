@@ -20,9 +20,14 @@ from shipyard.auth import roles
 from shipyard.auth.deps import RuntimeDep
 from shipyard.auth.roles import Role
 from shipyard.errors import NotFound, Unprocessable
+from shipyard.jobs import service as jobs
+from shipyard.registry import service as registry
+from shipyard.serving import api as serving_api
+from shipyard.serving import service as serving
+from shipyard.serving.api import ServingDep
 from shipyard.tracking import api, files, service
 from shipyard.tracking.schemas import ArtifactOut, CheckpointOut, ImageOut, RunStatus
-from shipyard.ui import views
+from shipyard.ui import operations, views
 from shipyard.ui.auth import UiCallerDep
 from shipyard.ui.render import PageRoute, is_partial, render
 
@@ -30,14 +35,16 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 data_router = APIRouter(include_in_schema=False)  # JSON and files: errors stay problem+json
 
 RECENT_PER_PROJECT = 3
+ACTIVE_JOBS = 10  # of each state (running, queued) on the overview
 LIVE_POLL_S = 3
 STOP_POLLING = 286  # htmx stops polling on this status (and still swaps the fragment)
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 @router.get("/")
-def overview(request: Request, caller: UiCallerDep, rt: RuntimeDep) -> Response:
-    """The projects the user may read, with their run counts and newest runs."""
+def overview(request: Request, caller: UiCallerDep, rt: RuntimeDep, sv: ServingDep) -> Response:
+    """The projects the user may read with their newest runs and counts of models, endpoints
+    and active jobs; the latest runs, the endpoints with their replicas, the active jobs."""
     with rt.db.read() as s:
         visible = roles.visible_projects(s, caller)
         projects = service.list_projects(s, visible)
@@ -46,9 +53,30 @@ def overview(request: Request, caller: UiCallerDep, rt: RuntimeDep) -> Response:
             for p in projects
         }
         latest = service.runs_out(s, service.search_runs(s, None, limit=10, visible=visible)[0])
-    return render(
-        request, "overview.html", {"projects": projects, "recent": recent, "latest": latest}
-    )
+        models = registry.models_out(s, registry.search_models(s, visible))
+        endpoints = [serving_api.live_out(s, sv, e) for e in serving.list_endpoints(s, visible)]
+        active = [
+            j
+            for state in ("running", "queued")
+            for j in jobs.jobs_out(s, jobs.list_jobs(s, visible, state, limit=ACTIVE_JOBS))
+        ]
+    counts = {
+        p.name: {
+            "models": sum(m.project == p.name for m in models),
+            "endpoints": sum(e.project == p.name for e in endpoints),
+            "jobs": sum(j.project == p.name for j in active),
+        }
+        for p in projects
+    }
+    context = {
+        "projects": projects,
+        "recent": recent,
+        "latest": latest,
+        "counts": counts,
+        "endpoints": endpoints,
+        "active": active[:ACTIVE_JOBS],
+    }
+    return render(request, "overview.html", context)
 
 
 @router.get("/projects/{name}/runs")
@@ -109,6 +137,9 @@ def run_page(request: Request, run_id: str, caller: UiCallerDep, rt: RuntimeDep)
                 best = files.list_checkpoints(s, run_id, goal[0], goal[1])[0].id
             except NotFound:  # no checkpoint holds a number for that metric
                 best = None
+        job_row = jobs.job_of_run(s, run_id)
+        job = jobs.jobs_out(s, [job_row])[0] if job_row is not None else None
+        log = operations.job_log(s, rt.storage, job_row) if job_row is not None else {}
     charts, system = views.metric_groups(run.id, run.summary)
     context = {
         "run": run,
@@ -122,6 +153,8 @@ def run_page(request: Request, run_id: str, caller: UiCallerDep, rt: RuntimeDep)
         "goal": goal,
         "best": best,
         "poll_s": LIVE_POLL_S,
+        "job": job,
+        **log,
     }
     return render(request, "run.html", context)
 
