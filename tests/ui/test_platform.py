@@ -167,6 +167,12 @@ def test_model_page_shows_versions_with_run_metrics_card_and_lineage(
     expect(lineage).to_contain_text("Datasets: digits@3")
     expect(lineage).to_contain_text("Run: train")
     expect(lineage).to_contain_text("Model version: m v2")
+    graph = page.locator("svg.lineage-graph")
+    expect(graph.locator("g.node.col0 > text")).to_have_text("digits@3")  # one node, shared
+    expect(graph.locator("g.node.col2")).to_have_count(2)
+    assert graph.locator(".edge").count() >= 3  # dataset -> run, run -> each version
+    graph.locator("g.node.col1").first.click()
+    expect(page).to_have_url(re.compile(r"/runs/"))
 
 
 def test_a_maintainer_approves_an_alias_request_by_clicking(

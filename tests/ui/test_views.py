@@ -104,3 +104,38 @@ def test_losses_are_minimised_when_ranking_checkpoints() -> None:
 
 def test_run_ids_in_the_compare_url_are_deduplicated_in_order() -> None:
     assert views.parse_run_ids(" b, a,,b ") == ["b", "a"]
+
+
+def test_the_lineage_graph_draws_shared_datasets_and_runs_once() -> None:
+    from types import SimpleNamespace as V
+
+    run_a = {"name": "train-a"}
+    versions = [
+        V(
+            version=2,
+            run_id="r1",
+            lineage={"run": run_a, "datasets": [{"name": "d", "version": 1}]},
+        ),
+        V(
+            version=1,
+            run_id="r1",
+            lineage={"run": run_a, "datasets": [{"name": "d", "version": 1}]},
+        ),
+        V(version=3, run_id=None, lineage={}),
+    ]
+    label = lambda d: f"{d['name']}@{d['version']}"  # noqa: E731
+    g = views.lineage_graph("m", versions, {2: [("ep", 90)], 3: [("ep", 10)]}, label)
+    by_col = {c: [n.label for n in g.nodes if n.col == c] for c in range(4)}
+    assert by_col == {0: ["d@1"], 1: ["train-a"], 2: ["m v1", "m v2", "m v3"], 3: ["ep"]}
+    pairs = sorted((e.a.label, e.b.label, e.label) for e in g.edges)
+    assert pairs == [
+        ("d@1", "train-a", ""),
+        ("m v2", "ep", "90%"),
+        ("m v3", "ep", "10%"),
+        ("train-a", "m v1", ""),
+        ("train-a", "m v2", ""),
+    ]
+    rows = [n.y for n in g.nodes if n.col == 2]
+    assert rows == sorted(rows) and len(set(rows)) == 3 and g.height > max(rows)
+    edge = g.edges[0]
+    assert edge.path.startswith(f"M{edge.a.x + views.NODE_W},")

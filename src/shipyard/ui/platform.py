@@ -33,6 +33,7 @@ from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.schemas import StatsOut
 from shipyard.serving.traffic import WINDOW_S
 from shipyard.tracking.api import project_for
+from shipyard.ui import views
 from shipyard.ui.auth import UiCallerDep, _same_origin
 from shipyard.ui.render import PageRoute, render
 
@@ -162,6 +163,7 @@ def model_page(
         "metric_keys": metric_keys,
         "serving": serving_by_version,
         "dataset_label": dataset_label,
+        "lineage": views.lineage_graph(out.name, out.versions, serving_by_version, dataset_label),
     }
     return render(request, "model.html", context)
 

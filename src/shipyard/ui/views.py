@@ -409,3 +409,100 @@ def compare_charts(runs: Sequence[RunOut], colors: Sequence[str]) -> list[ChartS
 def parse_run_ids(text: str) -> list[str]:
     """Run ids from ``?runs=a,b,c`` (spaces and repeats ignored, order kept)."""
     return list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+
+
+# -- lineage graph --------------------------------------------------------------------------------
+
+LINEAGE_COLUMNS = ("Datasets", "Runs", "Versions", "Endpoints")
+NODE_W, NODE_H, COL_GAP, ROW_GAP, TOP = 190, 30, 70, 14, 28
+
+
+@dataclass
+class Node:
+    col: int
+    label: str
+    href: str | None
+    title: str
+    row: int = 0
+
+    @property
+    def x(self) -> int:
+        return self.col * (NODE_W + COL_GAP)
+
+    @property
+    def y(self) -> int:
+        return TOP + self.row * (NODE_H + ROW_GAP)
+
+
+@dataclass
+class Edge:
+    a: Node
+    b: Node
+    label: str = ""
+
+    @property
+    def path(self) -> str:
+        """A horizontal S-curve from the right side of ``a`` to the left side of ``b``."""
+        x1, y1 = self.a.x + NODE_W, self.a.y + NODE_H // 2
+        x2, y2 = self.b.x, self.b.y + NODE_H // 2
+        mid = (x1 + x2) / 2
+        return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
+
+
+@dataclass
+class LineageGraph:
+    nodes: list[Node]
+    edges: list[Edge]
+    columns: list[tuple[str, int, int]]  # heading, x and how many nodes
+    width: int
+    height: int
+
+
+def _short(text: str, n: int = 26) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def lineage_graph(
+    model: str,
+    versions: Sequence[Any],
+    serving: dict[int, list[tuple[str, int]]],
+    dataset_label: Any,
+) -> LineageGraph:
+    """Dataset versions -> runs -> model versions -> endpoints as positioned boxes and curves
+    (an SVG the template draws; no script). Shared datasets and runs are drawn once."""
+    nodes: dict[tuple[int, str], Node] = {}
+    edges: list[Edge] = []
+
+    def node(col: int, key: str, label: str, href: str | None, title: str) -> Node:
+        found = nodes.get((col, key))
+        if found is None:
+            found = nodes[(col, key)] = Node(col, _short(label), href, title)
+        return found
+
+    for v in sorted(versions, key=lambda v: v.version):
+        run = v.lineage.get("run") or {}
+        vn = node(
+            2, str(v.version), f"{model} v{v.version}", f"#v{v.version}", f"version {v.version}"
+        )
+        rn = None
+        if v.run_id:
+            name = run.get("name") or v.run_id
+            rn = node(1, v.run_id, name, f"/runs/{v.run_id}", f"run {name} ({v.run_id})")
+            edges.append(Edge(rn, vn))
+        for d in v.lineage.get("datasets") or []:
+            label = dataset_label(d)
+            dn = node(0, label, label, None, f"dataset {label}")
+            if rn is not None:
+                edges.append(Edge(dn, rn))
+        for endpoint, weight in serving.get(v.version, []):
+            en = node(3, endpoint, endpoint, f"/endpoints/{endpoint}", f"endpoint {endpoint}")
+            edges.append(Edge(vn, en, f"{weight}%"))
+    unique = {(id(e.a), id(e.b)): e for e in edges}
+    rows = [0] * len(LINEAGE_COLUMNS)
+    for n in nodes.values():
+        n.row = rows[n.col]
+        rows[n.col] += 1
+    width = len(LINEAGE_COLUMNS) * NODE_W + (len(LINEAGE_COLUMNS) - 1) * COL_GAP
+    height = TOP + max(max(rows), 1) * (NODE_H + ROW_GAP)
+    columns = [(h, i * (NODE_W + COL_GAP), rows[i]) for i, h in enumerate(LINEAGE_COLUMNS)]
+    return LineageGraph(list(nodes.values()), list(unique.values()), columns, width, height)
