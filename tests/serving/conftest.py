@@ -108,7 +108,7 @@ def deployer(server: ServerThread, packages: dict[int, Path]) -> Iterator[Deploy
 def sqlite_deployer(tmp_path: Path, packages: dict[int, Path]) -> Iterator[Deployer]:
     """The same on SQLite only, for the slower fault and scaling tests."""
     with ServerThread(
-        create_app(Settings(home=tmp_path / "home", serving_cold_start_timeout_s=30))
+        create_app(Settings(home=tmp_path / "home", serving_cold_start_timeout_s=120))
     ) as server:
         d = Deployer(server.url, packages)
         d.register(1)

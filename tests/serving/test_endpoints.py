@@ -188,6 +188,7 @@ def test_canary_promote_and_rollback(deployer: Deployer) -> None:
     e = deployer.deploy(version=2, canary=20)
     assert e["traffic"] == {"1": 80, "2": 20}
     deployer.ready(1, version=2)
+    deployer.ready(1, version=1)  # both serve (a loaded machine may have made one blink)
     seen = Counter(
         deployer.http.post("/v1/models/ep:predict", json={"instances": X[:1].tolist()}).headers[
             "x-model-version"

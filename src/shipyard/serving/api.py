@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -76,6 +78,18 @@ def endpoint_for(s: Session, caller: Caller, name: str, needed: Role) -> tuple[E
 def live_out(s: Session, sv: Serving, endpoint: Endpoint) -> EndpointOut:
     """The endpoint as stored, with the replicas this server runs for it now."""
     return service.endpoint_out(s, endpoint, sv.controller.replicas_of(endpoint.name))
+
+
+@contextmanager
+def _changing(
+    rt: Runtime, sv: Serving, caller: Caller, name: str
+) -> Iterator[tuple[Session, Endpoint, Project]]:
+    """A maintainer's change to endpoint ``name``, in one transaction with the endpoint's row
+    locked; the controller is woken once it is committed."""
+    with rt.db.session() as s:
+        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
+        yield s, endpoint, project
+    sv.controller.wake()
 
 
 def _record(
@@ -182,12 +196,10 @@ def recent_predictions(
 @router.delete("/api/endpoints/{name}", status_code=204)
 def delete_endpoint(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> None:
     """Delete an endpoint; its replicas stop."""
-    with rt.db.session() as s:
-        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
+    with _changing(rt, sv, caller, name) as (s, endpoint, project):
         before = service.traffic(s, endpoint)
         s.delete(endpoint)
         _record(s, caller, "endpoint.delete", project, name, before={"traffic": before})
-    sv.controller.wake()
 
 
 @router.put("/api/endpoints/{name}/traffic", response_model=EndpointOut)
@@ -195,8 +207,7 @@ def set_traffic(
     name: str, body: Traffic, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
 ) -> EndpointOut:
     """Split traffic between deployed versions (percentages adding up to 100)."""
-    with rt.db.session() as s:
-        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
+    with _changing(rt, sv, caller, name) as (s, endpoint, project):
         before = service.set_traffic(s, endpoint, body.weights)
         _record(
             s,
@@ -209,7 +220,6 @@ def set_traffic(
         )
         s.flush()
         out = live_out(s, sv, endpoint)
-    sv.controller.wake()
     return out
 
 
@@ -218,8 +228,7 @@ def promote(
     name: str, body: Promote, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
 ) -> EndpointOut:
     """Give one version all the traffic; the others drain and stop."""
-    with rt.db.session() as s:
-        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
+    with _changing(rt, sv, caller, name) as (s, endpoint, project):
         before = service.promote(s, endpoint, body.version)
         _record(
             s,
@@ -232,15 +241,13 @@ def promote(
         )
         s.flush()
         out = live_out(s, sv, endpoint)
-    sv.controller.wake()
     return out
 
 
 @router.post("/api/endpoints/{name}/rollback", response_model=EndpointOut)
 def rollback(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
     """Send all traffic back to the version deployed before the newest."""
-    with rt.db.session() as s:
-        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
+    with _changing(rt, sv, caller, name) as (s, endpoint, project):
         before = service.rollback(s, endpoint)
         s.flush()
         _record(
@@ -253,15 +260,13 @@ def rollback(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> En
             after={"traffic": service.traffic(s, endpoint)},
         )
         out = live_out(s, sv, endpoint)
-    sv.controller.wake()
     return out
 
 
 @router.put("/api/endpoints/{name}/scale", response_model=EndpointOut)
 def scale(name: str, body: Scale, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
     """Autoscaling bounds: between ``min_replicas`` and ``max_replicas`` (0 scales to zero)."""
-    with rt.db.session() as s:
-        endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
+    with _changing(rt, sv, caller, name) as (s, endpoint, project):
         before = service.scale(
             s,
             endpoint,
@@ -280,7 +285,6 @@ def scale(name: str, body: Scale, caller: CallerDep, rt: RuntimeDep, sv: Serving
             after=body.model_dump(exclude_none=True),
         )
         out = live_out(s, sv, endpoint)
-    sv.controller.wake()
     return out
 
 
