@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import free_port, row
 from rich.console import Console
 from rich.table import Table
 
@@ -51,12 +51,6 @@ from shipyard.client import _datasets as transfer
 FINAL = {"succeeded", "failed", "cancelled", "timed_out", "lost"}
 SLOTS = 2
 FILE_MB = 64
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -150,10 +144,6 @@ def make_folder(root: Path, size_mb: int) -> int:
         i += 1
     (root / "README.md").write_text("random bytes for the benchmark\n")
     return sum(p.stat().st_size for p in root.iterdir())
-
-
-def row(case: str, sy: float, peer: float, unit: str, ratio: float) -> dict[str, Any]:
-    return {"case": case, "shipyard": sy, "peer": peer, "unit": unit, "ratio": ratio}
 
 
 def measure(args: argparse.Namespace, work: Path, console: Console) -> list[dict[str, Any]]:

@@ -60,21 +60,27 @@ import importlib.metadata
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import psutil
+from _common import (
+    BenchError,
+    Deadline,
+    Server,
+    deadline,
+    ensure_mlflow,
+    free_port,
+    row,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -82,7 +88,6 @@ import shipyard
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = ROOT / ".bench" / "mlflow-venv"
-MLFLOW_REQUIREMENT = "mlflow>=3,<4"
 MODELS = {"wide": [64, 4096, 4096, 4096, 10], "digits": [64, 64, 32, 10]}
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 FULL = {"concurrency": (1, 8, 64), "warmup_s": 1.5, "seconds": 5.0, "raw_s": 0.75}
@@ -129,14 +134,6 @@ mlflow.onnx.save_model(
 )
 print(mlflow.__version__)
 '''
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure something (setup failed, a check did not hold)."""
-
-
-class Deadline(BaseException):
-    """The whole run went past --max-seconds."""
 
 
 # -- the load generator (its own process) ---------------------------------------------------
@@ -239,84 +236,6 @@ def loadgen_main(spec_path: str) -> int:
 
 
 # -- processes ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A server subprocess in its own process group, with its log in a file."""
-
-    def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], health: str, log: Path
-    ) -> None:
-        self.name, self.argv, self.env, self.health, self.log_path = name, argv, env, health, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        t0 = time.perf_counter()
-        with httpx.Client(timeout=2.0) as http:
-            while True:
-                if self.proc.poll() is not None:
-                    raise BenchError(
-                        f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}"
-                    )
-                try:
-                    if http.get(self.health).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                if time.perf_counter() - t0 > timeout:
-                    raise BenchError(
-                        f"{self.name} did not answer {self.health} in {timeout:.0f} s:\n"
-                        + self.log_tail()
-                    )
-                time.sleep(0.05)
-
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """SIGTERM the process group (and any stray descendant), then SIGKILL what remains."""
-        if self.proc is None:
-            return
-        try:
-            procs = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            procs = []
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-            for p in procs:
-                try:
-                    p.send_signal(sig)
-                except psutil.NoSuchProcess:
-                    pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                continue
-            _, alive = psutil.wait_procs(procs, timeout=5)
-            if not alive:
-                break
-        self.proc = None
 
 
 def load(
@@ -561,24 +480,6 @@ class ShipyardSide:
 # -- MLflow ---------------------------------------------------------------------------------
 
 
-def ensure_mlflow(venv: Path, console: Console) -> Path:
-    """The MLflow venv's python, with MLflow, onnx and onnxruntime (installed when missing)."""
-    python = venv / "bin" / "python"
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    if not (venv / "bin" / "mlflow").exists():
-        console.print(f"[dim]installing {MLFLOW_REQUIREMENT} into {venv} (once)...[/]")
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["python3", "-m", "venv", str(venv)], check=True, timeout=300)
-        subprocess.run([*pip, MLFLOW_REQUIREMENT], check=True, timeout=900)
-    has = subprocess.run([str(python), "-c", "import onnx, onnxruntime"], capture_output=True)
-    if has.returncode != 0:
-        # The same onnxruntime as Shipyard's, so both run the same kernels.
-        wanted = [f"{p}=={importlib.metadata.version(p)}" for p in ("onnx", "onnxruntime")]
-        console.print(f"[dim]installing {' '.join(wanted)} into {venv} (once)...[/]")
-        subprocess.run([*pip, *wanted], check=True, timeout=900)
-    return python
-
-
 class MlflowSide:
     """``mlflow models serve`` of one model at a time."""
 
@@ -650,40 +551,13 @@ class MlflowSide:
 # -- the run --------------------------------------------------------------------------------
 
 
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise Deadline(f"the benchmark ran past --max-seconds={seconds:.0f}")
-
-    def terminate(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    old_alarm = signal.signal(signal.SIGALRM, expire)
-    old_term = signal.signal(signal.SIGTERM, terminate)
-    signal.alarm(max(1, int(seconds)))
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old_alarm)
-        signal.signal(signal.SIGTERM, old_term)
-
-
-def row(case: str, sy: float, peer: float, unit: str, ratio: float) -> dict[str, Any]:
-    return {
-        "case": case,
-        "shipyard": float(sy),
-        "peer": float(peer),
-        "unit": unit,
-        "ratio": float(ratio),
-    }
-
-
 def measure(
     args: argparse.Namespace, console: Console
 ) -> tuple[list[dict[str, Any]], dict[str, dict[int, tuple[float, float]]], str]:
     n = QUICK if args.quick else FULL
-    python = ensure_mlflow(args.mlflow_venv, console)
+    # The same onnxruntime as Shipyard's in MLflow's venv, so both run the same kernels.
+    same = [f"{p}=={importlib.metadata.version(p)}" for p in ("onnx", "onnxruntime")]
+    python = ensure_mlflow(args.mlflow_venv, console, also=same)
     threads = threads_per_replica()
     rows: list[dict[str, Any]] = []
     limits: dict[str, dict[int, tuple[float, float]]] = {}

@@ -40,22 +40,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
-import psutil
+from _common import (
+    BenchError,
+    Deadline,
+    Server,
+    deadline,
+    ensure_mlflow,
+    free_port,
+    row,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -63,7 +66,6 @@ import shipyard
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = ROOT / ".bench" / "mlflow-venv"
-MLFLOW_REQUIREMENT = "mlflow>=3,<4"
 KEYS = [f"train/m{i}" for i in range(10)]
 
 FULL = {
@@ -262,162 +264,10 @@ if __name__ == "__main__":
 '''
 
 
-class BenchError(RuntimeError):
-    """The benchmark could not measure something (setup failed, a check did not hold)."""
-
-
-class Deadline(BaseException):
-    """The whole run went past --max-seconds."""
-
-
 # -- processes ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def tree_memory(pid: int) -> tuple[int, int, int]:
-    """(RSS, PSS, process count) in bytes of a process and all its descendants.
-
-    RSS counts pages shared between the processes once per process; PSS splits them.
-    """
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0, 0, 0
-    rss = pss = count = 0
-    for p in procs:
-        try:
-            m = p.memory_full_info()
-        except psutil.NoSuchProcess:
-            continue
-        rss, pss, count = rss + m.rss, pss + m.pss, count + 1
-    return rss, pss, count
-
-
-class Server:
-    """A server subprocess in its own process group, with its log in a file."""
-
-    def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], health: str, log: Path
-    ) -> None:
-        self.name, self.argv, self.env, self.health, self.log_path = name, argv, env, health, log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.startup_s = float("nan")
-
-    def start(self, timeout: float) -> None:
-        log = open(self.log_path, "wb")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            self.argv,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        with httpx.Client(timeout=2.0) as http:
-            while True:
-                if self.proc.poll() is not None:
-                    raise BenchError(
-                        f"{self.name} server exited with {self.proc.returncode}:\n"
-                        + self.log_tail()
-                    )
-                try:
-                    if http.get(self.health).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.perf_counter() - t0 > timeout:
-                    raise BenchError(
-                        f"{self.name} server did not answer {self.health} in "
-                        f"{timeout:.0f} s:\n" + self.log_tail()
-                    )
-                time.sleep(0.02)
-        self.startup_s = time.perf_counter() - t0
-
-    def memory(self) -> tuple[int, int, int]:
-        return tree_memory(self.proc.pid) if self.proc is not None else (0, 0, 0)
-
-    def settle(self, quiet_s: float = 2.0, limit_s: float = 30.0) -> tuple[int, int, int]:
-        """Wait until the tree's RSS and process count hold still for ``quiet_s``; return them."""
-        t0 = time.perf_counter()
-        last = self.memory()
-        still_since = time.perf_counter()
-        while time.perf_counter() - t0 < limit_s:
-            time.sleep(0.25)
-            now = self.memory()
-            if now[2] != last[2] or abs(now[0] - last[0]) > 0.01 * max(last[0], 1):
-                still_since = time.perf_counter()
-            elif time.perf_counter() - still_since >= quiet_s:
-                return now
-            last = now
-        return last
-
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """SIGTERM the process group (and any stray descendant), then SIGKILL what remains."""
-        if self.proc is None:
-            return
-        try:
-            procs = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            procs = []
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-            for p in procs:
-                try:
-                    p.send_signal(sig)
-                except psutil.NoSuchProcess:
-                    pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                continue
-            _, alive = psutil.wait_procs(procs, timeout=5)
-            if not alive:
-                break
-        self.proc = None
-
-
 # -- the MLflow side ------------------------------------------------------------------------
-
-
-def ensure_mlflow(venv: Path, console: Console) -> Path:
-    """The MLflow venv's python, creating the venv and installing MLflow when missing."""
-    python = venv / "bin" / "python"
-    if (venv / "bin" / "mlflow").exists():
-        return python
-    console.print(f"[dim]installing {MLFLOW_REQUIREMENT} into {venv} (once)...[/]")
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["python3", "-m", "venv", str(venv)], check=True, timeout=300)
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            MLFLOW_REQUIREMENT,
-        ],
-        check=True,
-        timeout=900,
-    )
-    return python
 
 
 class MlflowDriver:
@@ -571,35 +421,6 @@ class ShipyardSide:
 
 
 # -- the run --------------------------------------------------------------------------------
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise Deadline(f"the benchmark ran past --max-seconds={seconds:.0f}")
-
-    def terminate(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    old_alarm = signal.signal(signal.SIGALRM, expire)
-    old_term = signal.signal(signal.SIGTERM, terminate)
-    signal.alarm(max(1, int(seconds)))
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old_alarm)
-        signal.signal(signal.SIGTERM, old_term)
-
-
-def row(case: str, sy: float, peer: float, unit: str, ratio: float) -> dict[str, Any]:
-    return {
-        "case": case,
-        "shipyard": float(sy),
-        "peer": float(peer),
-        "unit": unit,
-        "ratio": float(ratio),
-    }
 
 
 def measure(args: argparse.Namespace, console: Console) -> tuple[list[dict[str, Any]], str]:

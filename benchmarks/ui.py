@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from _common import free_port
 from playwright.sync_api import sync_playwright
 from rich.console import Console
 from rich.table import Table
@@ -48,12 +48,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 KEY = "train/loss"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
