@@ -195,6 +195,57 @@ def test_a_maintainer_approves_an_alias_request_by_clicking(
     assert record["after"] == {"status": "approved", "note": "looks good"}
 
 
+def test_aliases_are_set_and_removed_by_clicking_within_roles(
+    as_user: Any, governed: Governed
+) -> None:
+    tab = as_user("dev")
+    tab.goto("/projects/proj/models/m")
+    page = tab.page
+    page.get_by_label("Alias", exact=True).fill("candidate")
+    page.get_by_label("Version", exact=True).select_option("2")
+    page.get_by_role("button", name="Set alias").click()
+    expect(page.locator('#aliases [data-alias="candidate"]')).to_have_text("@candidate → v2")
+    assert governed.ok("vic", "GET", "/api/projects/proj/models/m")["aliases"]["candidate"] == 2
+    records = governed.ok(
+        "mona", "GET", "/api/audit", params={"project": "proj", "action": "alias.set"}
+    )
+    assert [r["actor"] for r in records if r["object_id"] == "m@candidate"] == ["dev"]
+
+    tab.allowed.append("403")  # a protected alias needs a maintainer: the API's own refusal
+    page.get_by_label("Alias", exact=True).fill("champion")
+    page.get_by_label("Version", exact=True).select_option("1")
+    page.get_by_role("button", name="Set alias").click()
+    expect(page.locator("main")).to_contain_text("this needs maintainer")
+    assert governed.ok("vic", "GET", "/api/projects/proj/models/m")["aliases"].get("champion") != 1
+
+    tab.goto("/projects/proj/models/m")
+    page.get_by_role("button", name="Remove @candidate").click()
+    expect(page.locator('#aliases [data-alias="candidate"]')).to_have_count(0)
+    expect(page.locator('#aliases [data-alias="staging"]')).to_be_visible()
+
+    viewer = as_user("vic")
+    viewer.goto("/projects/proj/models/m")
+    expect(viewer.page.locator("form.alias-form")).to_have_count(0)
+    r = httpx.post(  # a forged form post is refused with the API's rule
+        f"{governed.server.url}/projects/proj/models/m/aliases",
+        cookies={COOKIE: governed.tokens["vic"]},
+        data={"alias": "candidate", "version": "1"},
+    )
+    assert r.status_code == 403 and "this needs developer" in r.text
+    r = httpx.post(
+        f"{governed.server.url}/projects/proj/models/m/aliases",
+        cookies={COOKIE: governed.tokens["dev"]},
+        data={"alias": "Bad Name", "version": "1"},
+    )
+    assert r.status_code == 422 and "is invalid" in r.text
+    r = httpx.post(
+        f"{governed.server.url}/projects/proj/models/m/aliases",
+        cookies={COOKIE: governed.tokens["dev"]},
+        data={"alias": "ok", "version": "x"},
+    )
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+
+
 def test_a_maintainer_rejects_and_a_viewer_cannot_decide(as_user: Any, governed: Governed) -> None:
     request_id = governed.request_alias("prod", 1)
     viewer = as_user("vic")

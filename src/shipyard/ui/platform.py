@@ -23,9 +23,10 @@ from starlette.concurrency import run_in_threadpool
 from shipyard.auth import roles
 from shipyard.auth.deps import RuntimeDep
 from shipyard.auth.roles import Role
+from shipyard.errors import Unprocessable
 from shipyard.registry import api as registry_api
 from shipyard.registry import service as registry
-from shipyard.registry.schemas import Decision
+from shipyard.registry.schemas import AliasSet, Decision
 from shipyard.serving import api as serving_api
 from shipyard.serving import service as serving
 from shipyard.serving.api import ServingDep
@@ -142,6 +143,7 @@ def model_page(
             if r.model_id == row.id
         ]
         role = roles.role_of(s, caller, p.id)
+        protected = registry.protected_aliases(s, p)
         serving_by_version: dict[int, list[tuple[str, int]]] = {}
         for e in serving.list_endpoints(s, [p.id]):
             if e.model_id != row.id:
@@ -158,6 +160,8 @@ def model_page(
         "model": out,
         "requests": requests,
         "can_decide": role is not None and role >= Role.maintainer,
+        "can_alias": role is not None and role >= Role.developer,
+        "protected": protected,
         "me": caller.name,
         "card": card_html(out.card) if out.card.strip() else None,
         "metric_keys": metric_keys,
@@ -168,10 +172,47 @@ def model_page(
     return render(request, "model.html", context)
 
 
-async def _note(request: Request) -> str:
+async def _form(request: Request) -> dict[str, str]:
+    """A small urlencoded form's fields (the first value of each)."""
     body = await request.body()
     form = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
-    return (form.get("note") or [""])[0].strip()[:10_000]
+    return {k: v[0] for k, v in form.items() if v}
+
+
+async def _note(request: Request) -> str:
+    return (await _form(request)).get("note", "").strip()[:10_000]
+
+
+def _model_url(project: str, model: str) -> str:
+    return f"/projects/{quote(project, safe='')}/models/{quote(model, safe='')}"
+
+
+@router.post("/projects/{name}/models/{model}/aliases")
+async def set_alias_form(
+    request: Request, name: str, model: str, caller: UiCallerDep, rt: RuntimeDep
+) -> Response:
+    """Point an alias at a version from the model page: the API's own handler (developers, or
+    maintainers for a protected alias; one audit record), then back to the page."""
+    _same_origin(request)
+    form = await _form(request)
+    alias = form.get("alias", "").strip()
+    version = form.get("version", "").strip()
+    if not version.isdigit() or int(version) < 1:
+        raise Unprocessable(f"version {version!r}: pick one of the model's versions")
+    await run_in_threadpool(
+        registry_api.set_alias, name, model, alias, AliasSet(version=int(version)), caller, rt
+    )
+    return RedirectResponse(_model_url(name, model), status_code=303)
+
+
+@router.post("/projects/{name}/models/{model}/aliases/{alias}/delete")
+async def delete_alias_form(
+    request: Request, name: str, model: str, alias: str, caller: UiCallerDep, rt: RuntimeDep
+) -> Response:
+    """Remove an alias from the model page (the API's handler and role check)."""
+    _same_origin(request)
+    await run_in_threadpool(registry_api.delete_alias, name, model, alias, caller, rt)
+    return RedirectResponse(_model_url(name, model), status_code=303)
 
 
 async def _decide(
@@ -183,8 +224,7 @@ async def _decide(
     out = await run_in_threadpool(
         registry_api.decide_request, request_id, approve, Decision(note=note), caller, rt
     )
-    target = f"/projects/{quote(out['project'], safe='')}/models/{quote(out['model'], safe='')}"
-    return RedirectResponse(target, status_code=303)
+    return RedirectResponse(_model_url(out["project"], out["model"]), status_code=303)
 
 
 @router.post("/alias-requests/{request_id}/approve")
