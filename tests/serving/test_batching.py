@@ -38,12 +38,17 @@ def recording(seconds: float = 0.0) -> tuple[list[int], object]:
 
 
 def test_sub_millisecond_batches_run_on_the_loop_after_the_first() -> None:
-    threads, run = recording()
     loop_thread = threading.get_ident()
-    results = run_all(Batcher(run, inline_small=True), 5)  # type: ignore[arg-type]
-    assert [float(r[0]["y"][0, 0]) for r in results] == [0, 2, 4, 6, 8]
-    assert threads[0] != loop_thread  # unknown cost: the worker thread
-    assert threads[1:] == [loop_thread] * 4
+    seen = []
+    for _ in range(3):  # the thread CPU clock can tick coarsely here: a trivial batch may read
+        threads, run = recording()  # as a millisecond once; three tries, one must be clean
+        results = run_all(Batcher(run, inline_small=True), 5)  # type: ignore[arg-type]
+        assert [float(r[0]["y"][0, 0]) for r in results] == [0, 2, 4, 6, 8]
+        assert threads[0] != loop_thread  # unknown cost: the worker thread
+        seen.append(threads[1:])
+        if threads[1:] == [loop_thread] * 4:
+            break
+    assert seen[-1] == [loop_thread] * 4, seen
 
 
 def test_slow_or_python_batches_stay_off_the_loop() -> None:

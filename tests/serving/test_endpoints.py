@@ -10,12 +10,15 @@ import signal
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import torch
 
+import shipyard
+from shipyard.client._config import ClientSettings
 from shipyard.serving.api import _QUIET
 from tests.serving.conftest import Deployer, mlp
 
@@ -402,3 +405,28 @@ def test_deploy_bad_input(deployer: Deployer) -> None:
         assert r.headers["content-type"] == "application/problem+json"
     assert h.get("/api/endpoints/none").status_code == 404
     assert h.delete("/api/endpoints/none").status_code == 404
+
+
+def test_the_sdk_deploys_predicts_splits_and_reads_traffic(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    sdk = ClientSettings(url=deployer.url, home=tmp_path / "client", token=None)
+    with shipyard.Client(settings=sdk) as client:
+        e = client.deploy("p", "mlp", "sdk-ep", version=1, replicas=1, max_batch_size=8)
+        assert e["traffic"] == {"1": 100} and e["max_batch_size"] == 8
+        np.testing.assert_allclose(client.predict("sdk-ep", X), want(1), atol=1e-5)
+        client.deploy("p", "mlp", "sdk-ep", version=2, canary=10)
+        assert client.set_traffic("sdk-ep", {1: 50, 2: 50})["traffic"] == {"1": 50, "2": 50}
+        got = client.predict("sdk-ep", X[:1].tolist(), version=2)  # waits for its replica
+        np.testing.assert_allclose(got, want(2)[:1], atol=1e-5)
+        assert [e["name"] for e in client.endpoints("p")] == ["sdk-ep"]
+        assert client.endpoint("sdk-ep")["traffic"] == {"1": 50, "2": 50}
+        stats = client.endpoint_stats("sdk-ep", window_s=60, step_s=60)
+        assert stats["rate"][-1] * 60 >= 2 or stats["rate"][-2] * 60 >= 1  # a minute boundary
+        newest = client.recent_predictions("sdk-ep", limit=1)[0]
+        assert newest["version"] == "2" and newest["status"] == 200
+        with pytest.raises(shipyard.errors.NotFound, match="does not serve version 7"):
+            client.predict("sdk-ep", X, version=7)
+        client.delete_endpoint("sdk-ep")
+        with pytest.raises(shipyard.errors.NotFound):
+            client.endpoint("sdk-ep")

@@ -314,6 +314,72 @@ class Client:
         result: dict[str, Any] = self.http.json("POST", f"/api/jobs/{job_id}/cancel")
         return result
 
+    # -- serving --------------------------------------------------------------------------------
+
+    def deploy(
+        self,
+        project: str,
+        model: str,
+        endpoint: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Deploy ``model`` (``version`` or ``alias``) as ``endpoint``, or roll the endpoint to
+        it; options: replicas, min_replicas, max_replicas, target_in_flight, idle_timeout_s,
+        max_batch_size, max_delay_ms, canary (percent). Returns the endpoint."""
+        body = {"name": endpoint, "project": project, "model": model, "version": version}
+        body.update(alias=alias, **options)
+        result: dict[str, Any] = self.http.json(
+            "POST", "/api/endpoints", {k: v for k, v in body.items() if v is not None}
+        )
+        return result
+
+    def endpoints(self, project: str | None = None) -> list[dict[str, Any]]:
+        """Endpoints (of one project, or every project you can read) with their replicas."""
+        params = {"project": project} if project else None
+        result: list[dict[str, Any]] = self.http.json("GET", "/api/endpoints", params=params)
+        return result
+
+    def endpoint(self, name: str) -> dict[str, Any]:
+        """One endpoint: traffic split, scaling bounds, live replicas."""
+        result: dict[str, Any] = self.http.json("GET", f"/api/endpoints/{name}")
+        return result
+
+    def set_traffic(self, name: str, weights: dict[int, int]) -> dict[str, Any]:
+        """Split an endpoint's traffic between deployed versions (percentages adding to 100)."""
+        body = {"weights": {str(v): w for v, w in weights.items()}}
+        result: dict[str, Any] = self.http.json("PUT", f"/api/endpoints/{name}/traffic", body)
+        return result
+
+    def delete_endpoint(self, name: str) -> None:
+        """Delete an endpoint; its replicas stop."""
+        self.http.json("DELETE", f"/api/endpoints/{name}")
+
+    def predict(self, endpoint: str, instances: Any, version: int | None = None) -> Any:
+        """Rows in, predictions out, through the TensorFlow Serving row format (numpy arrays
+        and lists alike); waits for a replica when the endpoint is scaled to zero."""
+        rows = instances.tolist() if hasattr(instances, "tolist") else instances
+        path = f"/v1/models/{endpoint}" + (f"/versions/{version}" if version else "") + ":predict"
+        return self.http.json("POST", path, {"instances": rows})["predictions"]
+
+    def endpoint_stats(self, name: str, window_s: int = 300, step_s: int = 1) -> dict[str, Any]:
+        """The last ``window_s`` seconds as the server routed them, in steps of ``step_s``:
+        ``time``, ``rate`` (requests/s), ``error_ratio``, ``p50_ms``, ``p95_ms``, ``p99_ms``."""
+        params = {"window_s": window_s, "step_s": step_s}
+        result: dict[str, Any] = self.http.json(
+            "GET", f"/api/endpoints/{name}/stats", params=params
+        )
+        return result
+
+    def recent_predictions(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The endpoint's latest requests and replies, newest first (bodies cut to 2 KiB)."""
+        result: list[dict[str, Any]] = self.http.json(
+            "GET", f"/api/endpoints/{name}/predictions", params={"limit": limit}
+        )
+        return result
+
     # -- governance -----------------------------------------------------------------------------
 
     def members(self, project: str) -> list[dict[str, Any]]:

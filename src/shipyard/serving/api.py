@@ -85,11 +85,12 @@ def _changing(
     rt: Runtime, sv: Serving, caller: Caller, name: str
 ) -> Iterator[tuple[Session, Endpoint, Project]]:
     """A maintainer's change to endpoint ``name``, in one transaction with the endpoint's row
-    locked; the controller is woken once it is committed."""
+    locked; once it is committed, the controller's next pass has taken it in before the reply
+    (a request right after it is routed by the new state)."""
     with rt.db.session() as s:
         endpoint, project = endpoint_for(s, caller, name, Role.maintainer)
         yield s, endpoint, project
-    sv.controller.wake()
+    sv.controller.settle()
 
 
 def _record(
@@ -133,8 +134,8 @@ def deploy(body: EndpointDeploy, caller: CallerDep, rt: RuntimeDep, sv: ServingD
             after={"version": version, "traffic": service.traffic(s, endpoint)},
         )
         out = live_out(s, sv, endpoint)
-    sv.controller.wake()
-    return out
+    sv.controller.settle()  # a request right after the reply finds the endpoint and version
+    return out.model_copy(update={"replicas": sv.controller.replicas_of(out.name)})
 
 
 @router.get("/api/endpoints", response_model=list[EndpointOut])

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,13 +127,19 @@ class Controller:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
+        # Passes started and finished, for ``settle`` (read and written under ``_passes``).
+        self._passes = threading.Condition()
+        self._started = 0
+        self._finished = 0
         self._http = httpx.AsyncClient(timeout=health_timeout_s)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start reconciling on the running event loop."""
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._loop_ref = asyncio.get_running_loop()
+        self._task = self._loop_ref.create_task(self._loop())
 
     async def stop(self) -> None:
         """Stop reconciling (after the pass in progress, so no store access is cut short) and
@@ -147,15 +154,43 @@ class Controller:
         await self._http.aclose()
 
     def wake(self) -> None:
-        """Reconcile now (a request waits for a replica, or the desired state changed)."""
-        self._wake.set()
+        """Reconcile now (a request waits for a replica, or the desired state changed); safe
+        from any thread (the API's routes run in a thread pool)."""
+        loop = self._loop_ref
+        if loop is None or loop.is_closed():
+            self._wake.set()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def settle(self, timeout_s: float = 10.0) -> bool:
+        """Wake the controller and wait (in a worker thread, never on the event loop) until a
+        pass that started after this call has finished, so a change just committed is what
+        the router routes by: a request right after a deploy finds the endpoint and its new
+        version. False when no pass finished in time (the change still lands on a later one)."""
+        with self._passes:
+            target = self._started + 1
+        self.wake()
+        with self._passes:
+            return self._passes.wait_for(lambda: self._finished >= target, timeout_s)
 
     async def _loop(self) -> None:
         while not self._stopping:
+            with self._passes:
+                self._started += 1
             try:
                 await self.reconcile()
             except Exception:  # a failed pass is retried; the router keeps serving
                 log.exception("reconcile pass failed")
+            with self._passes:
+                self._finished += 1
+                self._passes.notify_all()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
             except TimeoutError:
