@@ -3,8 +3,10 @@
 The runner owns the job's process. It lays out the code snapshot and the datasets in a fresh
 folder, starts the command in a new session (so the whole process group can be signalled),
 streams output to ``JobOps.log`` in batches, and ends the attempt in exactly one way: the
-command exits (succeeded, or failed with its exit code), the timeout passes (timed_out), or
-the job is cancelled (cancelled). Stopping is SIGTERM to the group, SIGKILL after a grace.
+command exits (succeeded, or failed with its exit code), the timeout passes (timed_out), the
+job is cancelled (cancelled), or its processes together hold more memory (RSS) than the job
+asked for (failed, killed at once as an out-of-memory killer would). Stopping is SIGTERM to the
+group, SIGKILL after a grace.
 The same runner serves the local worker, ``shipyard worker`` and Ray actors; ``JobOps`` is how
 each of them reaches the server.
 """
@@ -23,11 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import psutil
+
 from shipyard.client._datasets import materialize
 from shipyard.jobs.schemas import Assignment, JobState
 
 LOG_FLUSH_S = 0.25  # how stale a live log may get
 CANCEL_POLL_S = 0.5
+MEMORY_POLL_S = 0.5  # how often a job with a memory request has its processes' RSS summed
+GB = 1e9  # memory requests are decimal gigabytes, as Ray's and the workers' sizes
 MAX_LOG_CHUNK = 256 * 1024
 
 
@@ -169,7 +175,8 @@ def _run(a: Assignment, ops: JobOps, workdir: Path, server_url: str) -> Outcome:
     start = time.monotonic()
     deadline = start + a.timeout_s if a.timeout_s else None
     ending: JobState | None = None
-    next_flush = next_poll = start
+    over_memory = ""
+    next_flush = next_poll = next_memory = start
     while proc.poll() is None:
         now = time.monotonic()
         if now >= next_flush:
@@ -181,6 +188,17 @@ def _run(a: Assignment, ops: JobOps, workdir: Path, server_url: str) -> Outcome:
             next_poll = now + CANCEL_POLL_S
             if ops.cancelled():
                 ending = JobState.cancelled
+        if ending is None and a.memory_gb > 0 and now >= next_memory:
+            next_memory = now + MEMORY_POLL_S
+            used = tree_rss(proc.pid)
+            if used > a.memory_gb * GB:
+                over_memory = (
+                    f"used {used / GB:.2f} GB of memory, over its request of {a.memory_gb:g} GB"
+                )
+                ops.log(f"[shipyard] {over_memory}: SIGKILL to the process group\n".encode())
+                _kill_group(proc.pid, signal.SIGKILL)
+                ending = JobState.failed
+                break
         if ending is not None:
             why = "timed out" if ending is JobState.timed_out else "cancelled"
             ops.log(f"[shipyard] {why}: SIGTERM to the process group\n".encode())
@@ -201,11 +219,29 @@ def _run(a: Assignment, ops: JobOps, workdir: Path, server_url: str) -> Outcome:
         return Outcome(ending, code, f"ran past its timeout of {a.timeout_s:g}s")
     if ending is JobState.cancelled:
         return Outcome(ending, code, "cancelled")
+    if over_memory:
+        return Outcome(JobState.failed, code, over_memory)
     if code == 0:
         return Outcome(JobState.succeeded, 0, "")
     if code < 0:
         return Outcome(JobState.failed, code, f"killed by signal {signal.Signals(-code).name}")
     return Outcome(JobState.failed, code, f"exit code {code}")
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (0 once it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def _flush(pump: _Pump, ops: JobOps) -> None:

@@ -135,6 +135,7 @@ class Assignment(BaseModel):
     gpu_ids: list[str] | None = Field(description="CUDA_VISIBLE_DEVICES; None: leave it be.")
     token: str
     cancel_grace_s: float
+    memory_gb: float = Field(0.0, description="The job's memory request, enforced (0: none).")
 
 
 class JobStateIn(BaseModel):

@@ -374,6 +374,7 @@ def claim(session: Session, settings: Settings, worker: Worker) -> list[Assignme
                 gpu_ids=job.gpu_ids,
                 token=secret,
                 cancel_grace_s=settings.cancel_grace_s,
+                memory_gb=job.memory_gb,
             )
         )
     return out
