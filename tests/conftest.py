@@ -82,8 +82,8 @@ def auth_settings(tmp_path: Path, database_url: str) -> Settings:
 class ServerThread:
     """uvicorn serving an app on a free 127.0.0.1 port, in a thread of the test process."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.port = port or free_port()  # the app's settings.port, when jobs must call back
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")

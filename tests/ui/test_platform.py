@@ -24,6 +24,7 @@ from shipyard.config import AuthMode, Settings
 from shipyard.packages import save_model
 from shipyard.tracking import service as tracking_service
 from shipyard.ui.render import COOKIE
+from tests._postgres import free_port
 from tests.conftest import ServerThread
 from tests.ui.conftest import Tab, open_tab
 
@@ -63,8 +64,10 @@ def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Governed]:
     model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
     package = home / "pkg"
     save_model(model, package, input_example=np.ones((2, 8), np.float32))
+    port = free_port()  # jobs (sweep trials) log back to the server at settings.port
     settings = Settings(
         home=home / "server",
+        port=port,
         auth=AuthMode.required,
         worker_cpus=2.0,
         worker_gpus="",
@@ -77,7 +80,7 @@ def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Governed]:
         for name in ["alice", *ROLES]:
             user = auth_service.create_user(s, name, is_admin=name == "alice")
             g_tokens[name] = auth_service.create_token(s, user, "ui test")[1]
-    with ServerThread(app) as server:
+    with ServerThread(app, port) as server:
         g = Governed(server, app, g_tokens)
         g.ok("alice", "POST", "/api/projects", json={"name": "proj"})
         for name, role in ROLES.items():
@@ -345,25 +348,45 @@ def test_jobs_queue_and_a_job_page_with_its_log_and_cost(as_user: Any, governed:
     expect(page.locator(f'tr[data-job="{job["id"]}"]')).to_have_count(0)
 
 
+TRIAL = (
+    "import sys, shipyard\n"
+    "x = float(sys.argv[1].split('=')[1])\n"
+    "with shipyard.init(system_metrics=False) as run:\n"
+    "    run.log({'acc': x / 10})\n"
+)
+
+
 def test_a_sweep_page_lists_its_trials(as_user: Any, governed: Governed) -> None:
     config = {
         "name": "tiny",
         "method": "grid",
         "metric": {"name": "acc", "goal": "maximize"},
         "parameters": {"x": {"values": [1, 2]}},
-        "command": ["python", "-c", "import sys; print(sys.argv)", "${args}"],
+        "command": ["python", "-c", TRIAL, "${args}"],
         "parallelism": 2,
     }
     sweep = governed.ok("dev", "POST", "/api/projects/proj/sweeps", json={"config": config})
-    deadline = time.monotonic() + 30
-    while len(governed.ok("vic", "GET", f"/api/sweeps/{sweep['id']}")["trials"]) < 2:
-        assert time.monotonic() < deadline
+    deadline = time.monotonic() + 60
+    while True:
+        trials = governed.ok("vic", "GET", f"/api/sweeps/{sweep['id']}")["trials"]
+        if len(trials) == 2 and all(t["value"] is not None for t in trials):
+            break
+        assert time.monotonic() < deadline, trials
         time.sleep(0.2)
     tab = as_user("vic")
     tab.goto(f"/sweeps/{sweep['id']}")
-    expect(tab.page.get_by_role("heading", name="tiny sweep")).to_be_visible()
-    expect(tab.page.locator("table.trials tbody tr")).to_have_count(2)
-    expect(tab.page.locator("table.trials thead")).to_contain_text("Best so far")
+    page = tab.page
+    expect(page.get_by_role("heading", name="tiny sweep")).to_be_visible()
+    expect(page.locator("table.trials tbody tr")).to_have_count(2)
+    expect(page.locator("table.trials thead")).to_contain_text("Best so far")
+    expect(page.locator("#sweep-best")).to_contain_text("0.2")
+    expect(page.locator('#sweep-progress[data-drawn="1"] canvas')).to_have_count(1)
+    best_run = next(t["run_id"] for t in trials if t["params"]["x"] == 2)
+    link = page.locator("#sweep-compare")
+    expect(link).to_have_text("Compare the 2 best trials")
+    assert (link.get_attribute("href") or "").startswith(f"/compare?runs={best_run},")
+    link.click()
+    expect(page.locator("svg.parcoords[data-drawn='1']")).to_have_count(1)
     tab.goto("/projects/proj/jobs")
     tab.page.get_by_role("link", name="tiny", exact=True).click()
     expect(tab.page).to_have_url(f"{governed.server.url}/sweeps/{sweep['id']}")

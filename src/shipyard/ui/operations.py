@@ -29,6 +29,7 @@ from shipyard.jobs.schemas import FINAL, JobState
 from shipyard.jobs.tables import Job
 from shipyard.storage import Storage
 from shipyard.tracking.api import project_for
+from shipyard.ui import views
 from shipyard.ui.auth import UiCallerDep
 from shipyard.ui.render import PageRoute, render
 
@@ -128,7 +129,27 @@ def sweep_page(request: Request, sweep_id: str, caller: UiCallerDep, rt: Runtime
         ):
             best = t.value
         best_so_far[t.number] = best
-    context = {"sweep": out, "params": params, "best_so_far": best_so_far}
+    trials = sorted(out.trials, key=lambda t: t.number)
+    progress = {
+        "x": [t.number for t in trials],
+        "series": [
+            {"label": out.metric, "values": [t.value for t in trials], "points": True},
+            {"label": "best so far", "values": [best_so_far[t.number] for t in trials]},
+        ],
+    }
+    # The trials with a value, best first, as many as compare takes (parallel coordinates).
+    sign = 1.0 if out.goal == "minimize" else -1.0
+    scored = [(sign * t.value, t) for t in trials if t.value is not None and t.run_id]
+    ranked = [t for _, t in sorted(scored, key=lambda pair: pair[0])]
+    compare = ",".join(str(t.run_id) for t in ranked[: views.MAX_COMPARE])
+    context = {
+        "sweep": out,
+        "params": params,
+        "best_so_far": best_so_far,
+        "progress": progress,
+        "compare": compare,
+        "compared": min(len(ranked), views.MAX_COMPARE),
+    }
     return render(request, "sweep.html", context)
 
 

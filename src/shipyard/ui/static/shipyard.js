@@ -436,6 +436,34 @@
     });
   }
 
+  // -- charts of data the page carries (a sweep's trials) ---------------------------------------
+
+  function initInline(el) {
+    if (el._u) return;
+    const spec = JSON.parse(el.dataset.inline);
+    const fg = cssVar("--fg");
+    const grid = cssVar("--grid");
+    const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+    const series = [{ label: "trial" }].concat(spec.series.map((s, i) => ({
+      label: s.label,
+      stroke: PALETTE_INLINE[i % PALETTE_INLINE.length],
+      width: s.points ? 0 : 2,
+      spanGaps: true,
+      points: s.points ? { show: true, size: 7, fill: PALETTE_INLINE[i % PALETTE_INLINE.length] } : { show: false },
+    })));
+    const data = [spec.x].concat(spec.series.map((s) => s.values.map(finite)));
+    el.replaceChildren();
+    el._u = new uPlot({
+      width: Math.max(200, el.clientWidth || 400),
+      height: CHART_HEIGHT,
+      scales: { x: { time: false } },
+      axes: [Object.assign({}, axis), Object.assign({ size: 64 }, axis)],
+      series: series,
+      hooks: { draw: [() => { el.dataset.drawn = "1"; }] },
+    }, data, el);
+  }
+  const PALETTE_INLINE = ["#4e79a7", "#f28e2b", "#e15759", "#59a14f"];
+
   // -- endpoint traffic -------------------------------------------------------------------------
 
   // The endpoint page polls the last minutes (per second) and redraws three charts: request
@@ -523,6 +551,7 @@
     for (const svg of root.querySelectorAll("svg.parcoords")) drawParcoords(svg);
     for (const pre of root.querySelectorAll("pre[data-log-stream]")) followLog(pre);
     for (const box of root.querySelectorAll("[data-traffic]")) followTraffic(box);
+    for (const el of root.querySelectorAll(".chart[data-inline]")) initInline(el);
     if (root.querySelector(".select-run") || root.matches?.(".runs-table")) syncSelection(root);
     const live = root.id === "live" ? root : null;
     if (live) onLive(live);
