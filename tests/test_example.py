@@ -58,3 +58,5 @@ def test_make_demo_end_to_end(tmp_path: Path) -> None:
     accuracy = float(re.search(r"accuracy ([0-9.]+) on (\d+) answers", out).group(1))  # type: ignore[union-attr]
     assert accuracy > 0.5
     assert "champion" in out and "ready" in out  # models show, endpoints show
+    served = re.search(r"last 60 s: (\d+) requests, [0-9.]+/s, errors 0\.0%  p50 ", out)
+    assert served and int(served.group(1)) > 100, out[-2000:]  # predict.py's load, just before

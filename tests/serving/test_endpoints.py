@@ -335,6 +335,9 @@ def test_recent_stats_and_predictions_sample(deployer: Deployer) -> None:
     busy = [i for i, r in enumerate(stats["rate"]) if r]
     errors = sum(stats["error_ratio"][i] * stats["rate"][i] * 5 for i in busy)
     assert errors == pytest.approx(1)
+    window = stats["window"]  # the minute as one: percentiles of all five, not averaged
+    assert window["requests"] == 5 and window["error_ratio"] == pytest.approx(0.2)
+    assert window["rate"] == pytest.approx(5 / 60) and window["p50_ms"] <= window["p99_ms"]
     for i, r in enumerate(stats["rate"]):
         p50, p99 = stats["p50_ms"][i], stats["p99_ms"][i]
         assert (p50 is None) == (r == 0) and (r == 0 or 0 < p50 <= p99 < 30_000)

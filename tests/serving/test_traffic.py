@@ -48,6 +48,10 @@ def test_seconds_steps_and_the_sample() -> None:
     assert len(coarse["time"]) == 2 and sum(coarse["rate"]) * 30 == pytest.approx(5)
     i = max(range(2), key=lambda k: coarse["rate"][k])
     assert coarse["p50_ms"][i] is not None and coarse["p50_ms"][i] <= coarse["p99_ms"][i]
+    whole = t.summary(60)
+    assert whole["requests"] == 5 and whole["error_ratio"] == pytest.approx(0.2)
+    assert 2.5 <= whole["p50_ms"] <= 5 and whole["p99_ms"] > 250  # 1, 2, 3, 40 and 500 ms
+    assert t.summary(1)["requests"] in (0, 5) and EndpointTraffic(1).summary(60)["p50_ms"] is None
     newest = t.predictions(10)
     assert [p["status"] for p in newest] == [503, 200, 200]  # three kept, newest first
     assert newest[0]["version"] == "none" and newest[1]["request"] == '{"x": 1}'

@@ -37,6 +37,7 @@ from shipyard.serving.schemas import (
     Promote,
     Scale,
     StatsOut,
+    StatsSummary,
     Traffic,
 )
 from shipyard.serving.tables import Endpoint
@@ -172,8 +173,9 @@ def endpoint_stats(
     seconds, as this server routed them (its memory: it starts empty after a restart)."""
     with rt.db.read() as s:
         endpoint_for(s, caller, name, Role.viewer)
-    series = sv.router.metrics.traffic.of(name).series(window_s, step_s)
-    return StatsOut(step_s=step_s, **series)
+    traffic = sv.router.metrics.traffic.of(name)
+    window = StatsSummary.model_validate(traffic.summary(window_s))
+    return StatsOut(step_s=step_s, window=window, **traffic.series(window_s, step_s))
 
 
 @router.get("/api/endpoints/{name}/predictions", response_model=list[PredictionOut])

@@ -13,6 +13,7 @@ from rich.table import Table
 from shipyard.client._client import Client
 from shipyard.errors import Unprocessable
 
+STATS_WINDOW_S = 60  # what `endpoints show` sums up
 endpoints_app = typer.Typer(help="Inference endpoints.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
@@ -124,9 +125,10 @@ def list_endpoints(project: Annotated[str | None, typer.Option("--project", "-p"
 
 @endpoints_app.command("show")
 def show_endpoint(name: str) -> None:
-    """One endpoint's replicas."""
+    """One endpoint's replicas, and its requests, errors and latency over the last minute."""
     with Client() as c:
         e = c.http.json("GET", f"/api/endpoints/{name}")
+        w = c.endpoint_stats(name, window_s=STATS_WINDOW_S)["window"]
     out.print(
         f"[bold]{e['name']}[/] {e['model']}  traffic {e['traffic']}  "
         f"replicas {e['min_replicas']}..{e['max_replicas']}  batch {e['max_batch_size']} "
@@ -143,6 +145,14 @@ def show_endpoint(name: str) -> None:
             str(r["restarts"]),
         )
     out.print(table)
+    if not w["requests"]:
+        out.print(f"no requests in the last {STATS_WINDOW_S} s")
+        return
+    ms = "  ".join(f"{q} {w[q + '_ms']:.1f} ms" for q in ("p50", "p95", "p99"))
+    out.print(
+        f"last {STATS_WINDOW_S} s: {w['requests']} requests, {w['rate']:.1f}/s, "
+        f"errors {100 * w['error_ratio']:.1f}%  {ms}"
+    )
 
 
 @endpoints_app.command("traffic")

@@ -73,10 +73,22 @@ class EndpointOut(BaseModel):
     updated_at: datetime
 
 
+class StatsSummary(BaseModel):
+    """The whole window as one (percentiles of all its requests)."""
+
+    requests: int
+    rate: float = Field(description="Requests per second over the window.")
+    error_ratio: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
 class StatsOut(BaseModel):
     """An endpoint's recent requests in steps of ``step_s`` seconds (this server's memory)."""
 
     step_s: int
+    window: StatsSummary
     time: list[float] = Field(description="Each step's start, Unix seconds.")
     rate: list[float] = Field(description="Requests per second.")
     error_ratio: list[float | None] = Field(description="Share of 4xx/5xx answers; null: none.")

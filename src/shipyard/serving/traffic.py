@@ -153,6 +153,28 @@ class EndpointTraffic:
             out[name] = [quantile(h, q) for h in histograms]
         return out
 
+    def summary(self, window_s: int) -> dict[str, float | int | None]:
+        """The last ``window_s`` seconds as one: requests, requests per second, error ratio and
+        p50/p95/p99 latency (ms) of all of them (from the merged histogram, not an average of
+        per-second percentiles)."""
+        start = int(time.time()) + 1 - window_s
+        merged = [0] * len(BOUNDS_MS)
+        requests = errors = 0
+        for sec in self.seconds:
+            if sec.at >= start:
+                requests += sec.requests
+                errors += sec.errors
+                for j, n in enumerate(sec.histogram):
+                    merged[j] += n
+        return {
+            "requests": requests,
+            "rate": requests / window_s,
+            "error_ratio": errors / requests if requests else None,
+            "p50_ms": quantile(merged, 0.5),
+            "p95_ms": quantile(merged, 0.95),
+            "p99_ms": quantile(merged, 0.99),
+        }
+
 
 class RecentTraffic:
     """The recent traffic of every endpoint this server routes."""
