@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from shipyard.auth import service as users
@@ -505,6 +505,15 @@ def append_log(session: Session, job_id: str, chunk: bytes) -> None:
     """Append output of a running job."""
     if chunk:
         session.add(JobLog(job_id=job_id, data=chunk))
+
+
+def active_counts(session: Session, project_ids: Sequence[str] | None) -> dict[str, int]:
+    """Queued, starting and running jobs by project id."""
+    active = (JobState.queued, JobState.starting, JobState.running)
+    stmt = select(Job.project_id, func.count()).where(Job.state.in_(active))
+    if project_ids is not None:
+        stmt = stmt.where(Job.project_id.in_(project_ids))
+    return {pid: n for pid, n in session.execute(stmt.group_by(Job.project_id))}
 
 
 def job_of_run(session: Session, run_id: str) -> Job | None:

@@ -60,11 +60,12 @@ def overview(request: Request, caller: UiCallerDep, rt: RuntimeDep, sv: ServingD
             for state in ("running", "queued")
             for j in jobs.jobs_out(s, jobs.list_jobs(s, visible, state, limit=ACTIVE_JOBS))
         ]
+        active_by_project = jobs.active_counts(s, visible)
     counts = {
         p.name: {
             "models": sum(m.project == p.name for m in models),
             "endpoints": sum(e.project == p.name for e in endpoints),
-            "jobs": sum(j.project == p.name for j in active),
+            "jobs": active_by_project.get(p.id, 0),
         }
         for p in projects
     }
