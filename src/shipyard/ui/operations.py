@@ -10,6 +10,7 @@ actor, action and since filters; maintainers, as the API).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import Request, Response
@@ -124,22 +125,23 @@ def sweep_page(request: Request, sweep_id: str, caller: UiCallerDep, rt: Runtime
     best_so_far: dict[int, float | None] = {}
     best: float | None = None
     for t in sorted(out.trials, key=lambda t: t.number):
-        if t.value is not None and (
-            best is None or (t.value > best if out.goal == "maximize" else t.value < best)
+        value = _finite(t.value)  # a NaN trial never becomes the best
+        if value is not None and (
+            best is None or (value > best if out.goal == "maximize" else value < best)
         ):
-            best = t.value
+            best = value
         best_so_far[t.number] = best
     trials = sorted(out.trials, key=lambda t: t.number)
-    progress = {
+    progress = {  # JSON for the chart: NaN and infinities (a diverged trial) become gaps
         "x": [t.number for t in trials],
         "series": [
-            {"label": out.metric, "values": [t.value for t in trials], "points": True},
-            {"label": "best so far", "values": [best_so_far[t.number] for t in trials]},
+            {"label": out.metric, "values": [_finite(t.value) for t in trials], "points": True},
+            {"label": "best so far", "values": [_finite(best_so_far[t.number]) for t in trials]},
         ],
     }
     # The trials with a value, best first, as many as compare takes (parallel coordinates).
     sign = 1.0 if out.goal == "minimize" else -1.0
-    scored = [(sign * t.value, t) for t in trials if t.value is not None and t.run_id]
+    scored = [(sign * v, t) for t in trials if (v := _finite(t.value)) is not None and t.run_id]
     ranked = [t for _, t in sorted(scored, key=lambda pair: pair[0])]
     compare = ",".join(str(t.run_id) for t in ranked[: views.MAX_COMPARE])
     context = {
@@ -151,6 +153,10 @@ def sweep_page(request: Request, sweep_id: str, caller: UiCallerDep, rt: Runtime
         "compared": min(len(ranked), views.MAX_COMPARE),
     }
     return render(request, "sweep.html", context)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 @router.get("/projects/{name}/audit")
