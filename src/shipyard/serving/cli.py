@@ -168,7 +168,8 @@ def traffic(
     with Client() as c:
         if set_:
             try:
-                weights = {int(k): int(v) for k, v in (p.split("=") for p in set_.split(","))}
+                pairs = (p.split("=") for p in set_.split(","))
+                weights = {str(int(k)): int(v) for k, v in pairs}  # JSON keys are strings
             except ValueError:
                 raise Unprocessable(
                     f"--set {set_!r}: use VERSION=PERCENT,... e.g. 3=90,4=10"
