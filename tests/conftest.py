@@ -79,6 +79,23 @@ def auth_settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(home=tmp_path / "home", database_url=database_url, auth=AuthMode.required)
 
 
+def refused(args: list[str], env: dict[str, str], message: str) -> str:
+    """Run ``python -m shipyard ARGS`` (``main()``, as a user runs it) and check it refuses
+    with exit code 1 and one ``error:`` line holding ``message``; returns that line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    line = proc.stderr.strip()
+    assert proc.returncode == 1, (proc.returncode, proc.stdout[-500:], line)
+    assert line.startswith("error:") and message in line, line
+    assert "Traceback" not in line and len(line.splitlines()) == 1, line
+    return line
+
+
 class ServerThread:
     """uvicorn serving an app on a free 127.0.0.1 port, in a thread of the test process."""
 

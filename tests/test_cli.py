@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 import shipyard
 from shipyard.cli import app as cli
 from shipyard.client._config import ClientSettings
+from tests.conftest import refused
 
 runner = CliRunner()
 
@@ -106,16 +107,7 @@ def test_errors_are_one_line_and_exit_1(sdk: ClientSettings, args: list[str], me
         "COLUMNS": "250",
         "PATH": "/usr/bin:/bin",
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "shipyard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert proc.returncode == 1
-    assert proc.stderr.strip().startswith("error:") and message in proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    refused(args, env, message)
 
 
 def test_unreachable_server_is_one_line(tmp_path: Path) -> None:

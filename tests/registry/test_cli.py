@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +11,7 @@ from typer.testing import CliRunner
 
 from shipyard.app import create_app
 from shipyard.cli import app as cli
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, refused
 from tests.registry.conftest import World
 
 runner = CliRunner()
@@ -85,15 +83,7 @@ def test_refusals_are_one_line_errors(world: World, url: str) -> None:
             "SHIPYARD_TOKEN": world.tokens[who],
             "SHIPYARD_PROJECT": "proj",
         }
-        proc = subprocess.run(
-            [sys.executable, "-m", "shipyard", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert proc.returncode == 1 and message in proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1
+        refused(args, env, message)
 
 
 def _second_app(world: World) -> FastAPI:

@@ -4,12 +4,11 @@ last minute's traffic, canary split, scale, delete, and one-line refusals."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 from typer.testing import CliRunner
 
 from shipyard.cli import app as cli
+from tests.conftest import refused
 from tests.serving.conftest import Deployer
 from tests.serving.test_endpoints import X
 
@@ -47,12 +46,4 @@ def test_endpoints_from_the_cli(deployer: Deployer) -> None:
     ]:
         env = {**os.environ, "SHIPYARD_URL": deployer.url, "SHIPYARD_PROJECT": "p"}
         env.pop("SHIPYARD_TOKEN", None)
-        proc = subprocess.run(
-            [sys.executable, "-m", "shipyard", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert proc.returncode == 1 and message in proc.stderr, proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1  # one line, no traceback
+        refused(args, env, message)
