@@ -446,7 +446,7 @@ def test_an_endpoint_page_shows_traffic_replicas_and_request_counts(
     expect(stats.locator("td").nth(2)).to_have_text("1")
     expect(stats.locator("td").nth(3)).to_have_text("2.50 ms")
     drawn = page.locator('.traffic-chart[data-drawn="1"]')
-    expect(drawn).to_have_count(3)  # rate, latency percentiles, errors: from the live stats
+    expect(drawn).to_have_count(3, timeout=15_000)  # rate, latency, errors: the live stats
     for metric in ("rate", "latency", "errors"):
         assert page.locator(f'.traffic-chart[data-metric="{metric}"] canvas').count() == 1
     rows = page.locator("table.predictions tbody tr")

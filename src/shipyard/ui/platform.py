@@ -21,15 +21,16 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.auth import roles
-from shipyard.auth.deps import RuntimeDep
+from shipyard.auth.deps import Caller, RuntimeDep
 from shipyard.auth.roles import Role
 from shipyard.errors import Unprocessable
 from shipyard.registry import api as registry_api
 from shipyard.registry import service as registry
 from shipyard.registry.schemas import AliasSet, Decision
+from shipyard.runtime import Runtime
 from shipyard.serving import api as serving_api
 from shipyard.serving import service as serving
-from shipyard.serving.api import ServingDep
+from shipyard.serving.api import Serving, ServingDep
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.schemas import StatsOut
 from shipyard.serving.traffic import WINDOW_S
@@ -274,7 +275,8 @@ def endpoint_page(
     return render(request, "endpoint.html", context)
 
 
-def _predictions(rt: Any, sv: Any, caller: Any, name: str) -> dict[str, Any]:
+def _predictions(rt: Runtime, sv: Serving, caller: Caller, name: str) -> dict[str, Any]:
+    """The predictions table's context (the API's handler: the caller's role, 404)."""
     return {
         "predictions": serving_api.recent_predictions(name, caller, rt, sv, limit=20),
         "sample_size": rt.settings.serving_sample_size,
@@ -287,9 +289,7 @@ def endpoint_predictions(
     request: Request, name: str, caller: UiCallerDep, rt: RuntimeDep, sv: ServingDep
 ) -> Response:
     """The recent predictions table alone (the endpoint page's htmx polls it)."""
-    with rt.db.read() as s:
-        endpoint, _ = serving_api.endpoint_for(s, caller, name, Role.viewer)
-    context = {"endpoint": endpoint, **_predictions(rt, sv, caller, name)}
+    context = {"endpoint": {"name": name}, **_predictions(rt, sv, caller, name)}
     return render(request, "_endpoint_predictions.html", context)
 
 
