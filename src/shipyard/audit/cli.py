@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shipyard.client._cli import ProjectOpt
 from shipyard.client._client import Client
 
 audit_app = typer.Typer(help="The audit log (read only).", no_args_is_help=True)
@@ -17,9 +18,7 @@ out = Console()
 
 @audit_app.command("ls")
 def list_audit(
-    project: Annotated[
-        str | None, typer.Option("--project", "-p", envvar="SHIPYARD_PROJECT")
-    ] = None,
+    project: ProjectOpt = None,
     since: Annotated[str | None, typer.Option(help="1d, 12h, 30m or an ISO time")] = None,
     actor: Annotated[str | None, typer.Option()] = None,
     action: Annotated[str | None, typer.Option(help="e.g. alias. or alias.set")] = None,

@@ -18,24 +18,12 @@ from rich.progress import (
 from rich.table import Table
 
 from shipyard.client import _datasets as transfer
+from shipyard.client._cli import ProjectOpt, require_project
 from shipyard.client._client import Client
-from shipyard.errors import Unprocessable
 
 datasets_app = typer.Typer(help="Versioned, content-addressed datasets.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--project", "-p", envvar="SHIPYARD_PROJECT", help="Project (or SHIPYARD_PROJECT)."
-    ),
-]
-
-
-def _project(project: str | None) -> str:
-    if not project:
-        raise Unprocessable("name the project with --project or SHIPYARD_PROJECT")
-    return project
 
 
 def _bar() -> Progress:
@@ -70,7 +58,7 @@ def push(
         sending = bar.add_task("uploading", total=total)
         version, done = transfer.push(
             client.http,
-            _project(project),
+            require_project(project),
             name,
             folder,
             description,
@@ -88,7 +76,7 @@ def ls(name: Annotated[str | None, typer.Argument()] = None, project: ProjectOpt
     """The project's datasets, or the versions of one."""
     with Client() as client:
         if name is None:
-            rows = client.http.json("GET", f"/api/projects/{_project(project)}/datasets")
+            rows = client.http.json("GET", f"/api/projects/{require_project(project)}/datasets")
             table = Table("name", "latest", "updated", "by")
             for d in rows:
                 table.add_row(
@@ -98,7 +86,7 @@ def ls(name: Annotated[str | None, typer.Argument()] = None, project: ProjectOpt
                     d["created_by"],
                 )
         else:
-            d = client.http.json("GET", f"/api/projects/{_project(project)}/datasets/{name}")
+            d = client.http.json("GET", f"/api/projects/{require_project(project)}/datasets/{name}")
             table = Table("version", "files", "size", "created", "by", "from", "description")
             for v in d["versions"]:
                 source = v["source"]

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from shipyard.client import _jobs
+from shipyard.client._cli import ProjectOpt, require_project
 from shipyard.client._client import Client
 from shipyard.client._config import ClientSettings
 from shipyard.errors import Unprocessable
@@ -28,18 +29,6 @@ out = Console()
 err = Console(stderr=True)
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--project", "-p", envvar="SHIPYARD_PROJECT", help="Project (or SHIPYARD_PROJECT)."
-    ),
-]
-
-
-def _project(project: str | None) -> str:
-    if not project:
-        raise Unprocessable("name the project with --project or SHIPYARD_PROJECT")
-    return project
 
 
 def parse_duration(text: str) -> float:
@@ -97,7 +86,7 @@ def submit(
         task = bar.add_task("code snapshot", total=None)
         job = _jobs.submit(
             client.http,
-            _project(project),
+            require_project(project),
             list(command),
             root=directory,
             max_snapshot_bytes=settings.max_snapshot_bytes,
@@ -224,7 +213,7 @@ def quota(
     cpu_hours: Annotated[float | None, typer.Option(help="CPU-hours a month (admins).")] = None,
 ) -> None:
     """Show a project's quota, or set it (server admins) with --max-gpus / --cpu-hours."""
-    url = f"/api/projects/{_project(project)}/quota"
+    url = f"/api/projects/{require_project(project)}/quota"
     with Client() as client:
         if max_gpus is not None or cpu_hours is not None:
             q = client.http.json(
@@ -332,7 +321,7 @@ def sweep_create(
     if not isinstance(spec, dict):
         raise Unprocessable(f"{config} is not a YAML mapping")
     settings = ClientSettings()
-    proj = _project(project or spec.get("project"))
+    proj = require_project(project or spec.get("project"))
     with Client() as client:
         snapshot = _jobs.upload_snapshot(client.http, proj, directory, settings.max_snapshot_bytes)
         s = client.http.json(
@@ -345,7 +334,7 @@ def sweep_create(
 def sweep_ls(project: ProjectOpt = None) -> None:
     """A project's sweeps."""
     with Client() as client:
-        rows = client.http.json("GET", f"/api/projects/{_project(project)}/sweeps")
+        rows = client.http.json("GET", f"/api/projects/{require_project(project)}/sweeps")
     table = Table("id", "name", "method", "metric", "state", "trials", "best")
     for s in rows:
         best = s["best"]

@@ -9,24 +9,12 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
+from shipyard.client._cli import ProjectOpt, require_project
 from shipyard.client._client import Client
-from shipyard.errors import Unprocessable
 
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--project", "-p", envvar="SHIPYARD_PROJECT", help="Project (or SHIPYARD_PROJECT)."
-    ),
-]
-
-
-def _project(project: str | None) -> str:
-    if not project:
-        raise Unprocessable("name the project with --project or SHIPYARD_PROJECT")
-    return project
 
 
 @models_app.command("ls")
@@ -49,7 +37,7 @@ def list_models(
 def show_model(name: str, project: ProjectOpt = None) -> None:
     """Versions, aliases, source-run metrics, lineage and the model card."""
     with Client() as c:
-        m = c.model(_project(project), name)
+        m = c.model(require_project(project), name)
     out.print(f"[bold]{m['name']}[/] in [cyan]{m['project']}[/]  {m['description']}")
     table = Table("version", "status", "flavor", "aliases", "run", "metrics", "parent", "created")
     for v in m["versions"]:
@@ -79,7 +67,7 @@ def _num(x: Any) -> str:
 def set_alias(name: str, alias: str, version: int, project: ProjectOpt = None) -> None:
     """Point an alias at a version (a protected alias needs a maintainer)."""
     with Client() as c:
-        c.set_alias(_project(project), name, alias, version)
+        c.set_alias(require_project(project), name, alias, version)
     out.print(f"{name}@{alias} → version {version}")
 
 
@@ -87,7 +75,7 @@ def set_alias(name: str, alias: str, version: int, project: ProjectOpt = None) -
 def delete_alias(name: str, alias: str, project: ProjectOpt = None) -> None:
     """Remove an alias."""
     with Client() as c:
-        c.delete_alias(_project(project), name, alias)
+        c.delete_alias(require_project(project), name, alias)
     out.print(f"removed {name}@{alias}")
 
 
@@ -101,7 +89,7 @@ def request_alias(
 ) -> None:
     """Ask a maintainer to move a protected alias; prints the request id."""
     with Client() as c:
-        r = c.request_alias(_project(project), name, alias, version, reason)
+        r = c.request_alias(require_project(project), name, alias, version, reason)
     out.print(f"request {r['id']}: {name}@{alias} → {version} (pending)")
 
 
@@ -112,7 +100,7 @@ def list_requests(
 ) -> None:
     """Alias requests of a project."""
     with Client() as c:
-        rows = c.alias_requests(_project(project), status)
+        rows = c.alias_requests(require_project(project), status)
     table = Table("id", "model", "alias", "version", "status", "by", "reason", "decided by")
     for r in rows:
         table.add_row(
@@ -156,7 +144,7 @@ def archive(
     """Archive a version (or bring it back with --restore)."""
     status = "ready" if restore else "archived"
     with Client() as c:
-        c.update_version(_project(project), name, version, status=status)
+        c.update_version(require_project(project), name, version, status=status)
     out.print(f"{name} version {version}: {status}")
 
 
@@ -172,7 +160,7 @@ def delete(
     if not yes and not typer.confirm(f"delete {what}?"):
         raise typer.Exit(1)
     with Client() as c:
-        c.delete_model(_project(project), name, version)
+        c.delete_model(require_project(project), name, version)
     out.print(f"deleted {what}")
 
 
@@ -180,5 +168,5 @@ def delete(
 def protect(aliases: list[str], project: ProjectOpt = None) -> None:
     """Set the project's protected aliases (owners only)."""
     with Client() as c:
-        protected = c.protect_aliases(_project(project), aliases)
+        protected = c.protect_aliases(require_project(project), aliases)
     out.print(f"protected: {', '.join(protected) or '(none)'}")

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shipyard.client._cli import ProjectOpt, require_project
 from shipyard.client._client import Client
 from shipyard.errors import Unprocessable
 
@@ -23,9 +24,7 @@ TARGET = re.compile(r"^(?P<model>[^@/]+)(?:@(?P<alias>[^@/]+)|/(?P<version>\d+))
 def deploy(
     target: Annotated[str, typer.Argument(help="MODEL@ALIAS or MODEL/VERSION")],
     endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="Endpoint name.")],
-    project: Annotated[
-        str | None, typer.Option("--project", "-p", envvar="SHIPYARD_PROJECT")
-    ] = None,
+    project: ProjectOpt = None,
     replicas: Annotated[int | None, typer.Option(help="Fixed replica count.")] = None,
     max_batch_size: Annotated[int | None, typer.Option()] = None,
     max_delay_ms: Annotated[float | None, typer.Option()] = None,
@@ -60,11 +59,9 @@ def deploy(
         return
     if target_platform != "local":
         raise Unprocessable("--target is local or kubernetes")
-    if not project:
-        raise Unprocessable("name the project with --project or SHIPYARD_PROJECT")
     body = {
         "name": endpoint,
-        "project": project,
+        "project": require_project(project),
         "model": m.group("model"),
         "replicas": replicas,
         "max_batch_size": max_batch_size,

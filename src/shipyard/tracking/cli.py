@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from shipyard.client._cli import ProjectOpt
 from shipyard.client._client import Client, RunView
 from shipyard.client._config import ClientSettings
 from shipyard.client._http import Http
@@ -34,12 +35,6 @@ out = Console()
 err = Console(stderr=True)
 
 FIELD = re.compile(r"(?:summary|metrics|min|max|config)\.[^\s<>=!~()]+")
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--project", "-p", envvar="SHIPYARD_PROJECT", help="Project (or SHIPYARD_PROJECT)."
-    ),
-]
 
 
 def _fmt(value: Any) -> str:
