@@ -349,7 +349,7 @@ class Client:
 
     def set_traffic(self, name: str, weights: dict[int, int]) -> dict[str, Any]:
         """Split an endpoint's traffic between deployed versions (percentages adding to 100)."""
-        body = {"weights": {str(v): w for v, w in weights.items()}}
+        body = {"weights": weights}
         result: dict[str, Any] = self.http.json("PUT", f"/api/endpoints/{name}/traffic", body)
         return result
 

@@ -53,9 +53,11 @@ class Http:
         return response
 
     def json(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
-        """Send ``body`` as JSON (NaN-safe), return the decoded reply (None for 204)."""
+        """Send ``body`` as JSON (NaN-safe; numpy arrays and int dict keys, such as traffic
+        weights by version, as JSON has them), return the decoded reply (None for 204)."""
         if body is not None:
-            kwargs["content"] = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+            options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+            kwargs["content"] = orjson.dumps(body, option=options)
             kwargs.setdefault("headers", {})["content-type"] = "application/json"
         response = self.request(method, path, **kwargs)
         if response.status_code == 204 or not response.content:

@@ -165,8 +165,7 @@ def traffic(
     with Client() as c:
         if set_:
             try:
-                pairs = (p.split("=") for p in set_.split(","))
-                weights = {str(int(k)): int(v) for k, v in pairs}  # JSON keys are strings
+                weights = {int(k): int(v) for k, v in (p.split("=") for p in set_.split(","))}
             except ValueError:
                 raise Unprocessable(
                     f"--set {set_!r}: use VERSION=PERCENT,... e.g. 3=90,4=10"
