@@ -110,13 +110,15 @@ def test_timeout_kills_the_whole_process_group(js: JobServer, tmp_path: Path) ->
 def test_a_job_over_its_memory_request_is_killed_and_one_within_it_runs(
     js: JobServer, tmp_path: Path
 ) -> None:
-    hog = "import time; held = b'x' * 600_000_000; print('holding', flush=True); time.sleep(60)"
+    # The line is printed before the allocation: the kill can land while the bytes are being
+    # filled, and what the job printed before it must still reach the log.
+    hog = "import time; print('allocating', flush=True); held = b'x' * 600_000_000; time.sleep(60)"
     job = js.client.submit_job("p", ["python", "-c", hog], None, memory_gb=0.3)
     done = js.wait(job["id"])
     assert done["state"] == "failed", done
     assert "over its request of 0.3 GB" in done["message"] and done["memory_gb"] == 0.3
     log = js.client.job_logs(job["id"])
-    assert "holding" in log and "SIGKILL to the process group" in log
+    assert "allocating" in log and "SIGKILL to the process group" in log
     small = js.client.submit_job("p", ["python", "-c", "print('fine')"], None, memory_gb=2)
     assert js.wait(small["id"])["state"] == "succeeded"
 
