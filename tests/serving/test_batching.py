@@ -106,4 +106,4 @@ def test_no_waiting_for_rows_that_cannot_come() -> None:
             await batcher.close()
         return time.perf_counter() - start
 
-    assert asyncio.run(go()) < 0.4  # waiting for company would take 4 x 0.5 s
+    assert asyncio.run(go()) < 1.0  # waiting for company would take 4 x 0.5 s at least

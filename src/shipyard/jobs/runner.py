@@ -195,12 +195,14 @@ def _run(a: Assignment, ops: JobOps, workdir: Path, server_url: str) -> Outcome:
                 over_memory = (
                     f"used {used / GB:.2f} GB of memory, over its request of {a.memory_gb:g} GB"
                 )
+                _flush(pump, ops)  # what the job printed so far comes before the verdict
                 ops.log(f"[shipyard] {over_memory}: SIGKILL to the process group\n".encode())
                 _kill_group(proc.pid, signal.SIGKILL)
                 ending = JobState.failed
                 break
         if ending is not None:
             why = "timed out" if ending is JobState.timed_out else "cancelled"
+            _flush(pump, ops)
             ops.log(f"[shipyard] {why}: SIGTERM to the process group\n".encode())
             _stop(proc, a.cancel_grace_s, ops)
             break
