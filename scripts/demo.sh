@@ -39,6 +39,7 @@ $PY -m shipyard deploy digits-mlp@champion --endpoint digits --project digits \
   --max-batch-size 32 --max-delay-ms 2
 $PY examples/digits/predict.py --endpoint digits --seconds "${SHIPYARD_DEMO_LOAD_S:-10}"
 $PY -m shipyard endpoints show digits
+$PY -m shipyard endpoints drift digits --top 5
 cat <<MSG
 
 Shipyard is serving on $SHIPYARD_URL   (API docs: $SHIPYARD_URL/docs, metrics: $SHIPYARD_URL/metrics)

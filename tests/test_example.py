@@ -60,3 +60,7 @@ def test_make_demo_end_to_end(tmp_path: Path) -> None:
     assert "champion" in out and "ready" in out  # models show, endpoints show
     served = re.search(r"last 60 s: (\d+) requests, [0-9.]+/s, errors 0\.0%  p50 ", out)
     assert served and int(served.group(1)) > 100, out[-2000:]  # predict.py's load, just before
+    # The validation digits against the training digits in the package: no drift.
+    drift = re.search(r"v\d (ok|collecting): (\d+) rows", out)
+    assert drift, out[-2000:]
+    assert drift.group(1) == "ok" or int(drift.group(2)) < 100, drift.group(0)

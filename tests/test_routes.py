@@ -125,6 +125,7 @@ BAD: dict[tuple[str, str], tuple[str, dict[str, object], int]] = {
         422,
     ),
     ("GET", "/api/endpoints/{name}/predictions"): ("/api/endpoints/nope/predictions", {}, 404),
+    ("GET", "/api/endpoints/{name}/drift"): ("/api/endpoints/nope/drift", {}, 404),
     ("DELETE", "/api/endpoints/{name}"): ("/api/endpoints/nope", {}, 404),
     ("PUT", "/api/endpoints/{name}/traffic"): (
         "/api/endpoints/nope/traffic",

@@ -153,7 +153,9 @@ def main() -> None:
         if args.register:
             model.load_state_dict(best_state)
             model.eval()
-            version = run.log_model(model, name=args.register, input_example=x_val[:1])
+            version = run.log_model(
+                model, name=args.register, input_example=x_val[:1], reference_data=x_train
+            )  # the training inputs: the endpoint's drift is measured against them
             print(f"registered {args.register} version {version['version']}")
         print(f"run {run.id}: best val/acc {best_acc:.4f}")
 

@@ -123,7 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     reaper = CrashReaper(db, settings.heartbeat_timeout_s)
     jobs = JobServices(db, storage, settings)
     http_metrics = HttpMetrics()
-    serving_metrics = ServingMetrics(http_metrics.registry, settings.serving_sample_size)
+    serving_metrics = ServingMetrics(
+        http_metrics.registry, settings.serving_sample_size, settings.serving_drift_window
+    )
     controller = Controller(db, storage, settings.home, serving_metrics)
     serving = Serving(
         controller,

@@ -67,6 +67,23 @@ class Settings(BaseSettings):
         description="Recent predictions each endpoint keeps in memory for the UI (request and "
         "reply, their first 2 KiB); 0 keeps none.",
     )
+    serving_drift_window: int = Field(
+        1000,
+        ge=0,
+        le=100_000,
+        description="Latest answered requests per endpoint version kept for input drift "
+        "(bodies up to 256 KiB); 0 keeps none.",
+    )
+    serving_drift_threshold: float = Field(
+        0.2,
+        gt=0,
+        description="PSI at or above which a feature counts as drifted.",
+    )
+    serving_drift_min_rows: int = Field(
+        100,
+        ge=1,
+        description="Rows of recent input a version needs before its drift is reported.",
+    )
     s3_endpoint_url: str | None = Field(
         None,
         description="Endpoint of an S3-compatible store (MinIO, Ceph, moto) for s3:// artifacts.",

@@ -213,6 +213,7 @@ MATRIX: dict[tuple[str, str], tuple[str, Build]] = {
     ("GET", "/api/endpoints"): ("any", fixed("/api/endpoints")),
     ("GET", "/api/endpoints/{name}"): ("viewer", fixed("/api/endpoints/ep")),
     ("GET", "/api/endpoints/{name}/stats"): ("viewer", fixed("/api/endpoints/ep/stats")),
+    ("GET", "/api/endpoints/{name}/drift"): ("viewer", fixed("/api/endpoints/ep/drift")),
     ("GET", "/api/endpoints/{name}/predictions"): (
         "viewer",
         fixed("/api/endpoints/ep/predictions"),

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 import torch
 from fastapi import FastAPI
@@ -63,7 +64,8 @@ def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Governed]:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
     package = home / "pkg"
-    save_model(model, package, input_example=np.ones((2, 8), np.float32))
+    reference = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+    save_model(model, package, input_example=np.ones((2, 8), np.float32), reference_data=reference)
     port = free_port()  # jobs (sweep trials) log back to the server at settings.port
     settings = Settings(
         home=home / "server",
@@ -463,6 +465,22 @@ def test_an_endpoint_page_shows_traffic_replicas_and_request_counts(
     newest.locator("summary").click()
     metrics.served("digits-ep", "1", 200, 0.001, 1, b'{"instances": [[0.75]]}', b"[[0.2]]")
     expect(rows.first).to_contain_text("[[0.75]]", timeout=10_000)  # htmx polls the table
+
+    drift = page.locator('#drift .drift-version[data-version="1"]')
+    expect(drift).to_have_attribute("data-status", "collecting")
+    expect(drift).to_contain_text("0 of the 100 rows a report needs")
+    path = "/v1/models/digits-ep:predict"
+    for row in np.random.default_rng(1).normal(size=(400, 8)).astype(np.float32):
+        row[2] += 4  # one feature far from the reference data in the package
+        body = orjson.dumps({"instances": [row.tolist()]})
+        metrics.served("digits-ep", "1", 200, 0.001, 1, body, b"[[0.1, 0.9]]", path)
+    tab.goto("/endpoints/digits-ep")
+    expect(drift).to_have_attribute("data-status", "drift")
+    expect(drift.locator(".badge").first).to_have_text("drift")
+    expect(drift.locator("tbody tr")).to_have_count(8)
+    expect(drift.locator('tr[data-drifted="true"]')).to_have_count(1)
+    expect(drift.locator("tbody tr").first).to_have_attribute("data-feature", "x[2]")
+    assert drift.locator("meter").first.get_attribute("aria-label") == "PSI of x[2]"
 
     replica = page.locator("table.replicas tbody tr").first  # deploying starts one replica
     expect(replica.locator("td").first).to_have_text("v1")

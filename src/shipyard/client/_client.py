@@ -373,6 +373,13 @@ class Client:
         )
         return result
 
+    def endpoint_drift(self, name: str) -> dict[str, Any]:
+        """Input drift per deployed version: ``status`` (no_reference, collecting, ok, drift)
+        and ``features`` (name, psi, ks, reference_mean, current_mean, drifted), most drifted
+        first, from the endpoint's latest requests against its package's reference data."""
+        result: dict[str, Any] = self.http.json("GET", f"/api/endpoints/{name}/drift")
+        return result
+
     def recent_predictions(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
         """The endpoint's latest requests and replies, newest first (bodies cut to 2 KiB)."""
         result: list[dict[str, Any]] = self.http.json(

@@ -28,8 +28,10 @@ def log_model(
     artifact_path: str = "model",
     description: str = "",
     tags: dict[str, str] | None = None,
+    reference_data: Any | None = None,
 ) -> dict[str, Any] | None:
-    """Package ``model``, upload it under ``artifact_path``, and register it as ``name``."""
+    """Package ``model``, upload it under ``artifact_path``, and register it as ``name``.
+    ``reference_data`` (training inputs) is sampled into the package for input drift."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "pkg"
         save_model(
@@ -39,6 +41,7 @@ def log_model(
             artifacts=artifacts,
             metadata=metadata,
             run_id=run.id,
+            reference_data=reference_data,
         )
         for file in sorted(folder.rglob("*")):
             if file.is_file():

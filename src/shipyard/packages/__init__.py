@@ -1,6 +1,7 @@
 """Model packages: a folder with ``shipyard-model.yaml`` (flavor, signature, hashes) and weights.
 
     save_model(model, "pkg", input_example=x)      # torch module, ONNX model/path, or PythonModel
+    save_model(model, "pkg", input_example=x, reference_data=x_train)   # + inputs for drift
     model = load_package("pkg")                    # verifies every file's sha256
     model.predict(x)                               # numpy in, numpy (or dict of arrays) out
 
@@ -25,6 +26,7 @@ from shipyard.packages.flavors import (
     save_torch,
 )
 from shipyard.packages.manifest import MANIFEST, Manifest, PackageError, sha256_of
+from shipyard.packages.reference import REFERENCE_FILE, reference_sample
 from shipyard.packages.signature import Signature, SignatureError, TensorSpec
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "Manifest",
     "PackageError",
     "PythonModel",
+    "REFERENCE_FILE",
     "Signature",
     "SignatureError",
     "TensorSpec",
@@ -76,8 +79,12 @@ def save_model(
     artifacts: dict[str, str | Path] | None = None,
     metadata: dict[str, Any] | None = None,
     run_id: str | None = None,
+    reference_data: Any | None = None,
 ) -> Manifest:
-    """Write ``model`` as a package at ``path`` (which must not exist or be empty)."""
+    """Write ``model`` as a package at ``path`` (which must not exist or be empty).
+
+    ``reference_data``: inputs as the model saw them in training (an array, or a dict by input
+    name), checked against the signature; a sample of it is kept for input drift."""
     target = Path(path)
     if target.exists() and any(target.iterdir()):
         raise FileExistsError(f"{target} is not empty")
@@ -90,6 +97,11 @@ def save_model(
             manifest = save_onnx(model, folder, input_example)
         else:
             manifest = save_python(model, folder, input_example, artifacts)
+        if reference_data is not None:
+            if not manifest.signature.inputs:
+                raise ValueError("reference_data needs the model's signature: pass input_example")
+            prepared = manifest.signature.prepare(reference_data)
+            (folder / REFERENCE_FILE).write_bytes(reference_sample(prepared))
         manifest.metadata.update(metadata or {})
         manifest.run_id = run_id
         manifest.write(folder)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -25,12 +26,14 @@ from shipyard.auth import roles
 from shipyard.auth.deps import Caller, CallerDep, RuntimeDep, cached_caller, current_caller
 from shipyard.auth.roles import Role
 from shipyard.errors import NotFound, PayloadTooLarge, ShipyardError
+from shipyard.packages import Signature
 from shipyard.runtime import Runtime
-from shipyard.serving import service
+from shipyard.serving import drift, service
 from shipyard.serving.controller import Controller
 from shipyard.serving.protocols import tfserving, v2
 from shipyard.serving.router import Router
 from shipyard.serving.schemas import (
+    DriftOut,
     EndpointDeploy,
     EndpointOut,
     PredictionOut,
@@ -56,6 +59,8 @@ class Serving:
         self.controller = controller
         self.router = router
         self.access: dict[tuple[str, str], float] = {}
+        # (model id, version) -> signature and reference data; versions never change.
+        self.references: dict[tuple[str, int], tuple[Signature, dict[str, np.ndarray] | None]] = {}
 
 
 async def serving(request: Request) -> Serving:
@@ -194,6 +199,44 @@ def recent_predictions(
         PredictionOut.model_validate(p)
         for p in sv.router.metrics.traffic.of(name).predictions(limit)
     ]
+
+
+@router.get("/api/endpoints/{name}/drift", response_model=DriftOut)
+def endpoint_drift(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> DriftOut:
+    """Input drift of each deployed version: its latest answered requests (this server's
+    memory, ``SHIPYARD_SERVING_DRIFT_WINDOW`` of them) against the reference data in its
+    package, feature by feature (PSI and KS), most drifted first."""
+    settings = rt.settings
+    recent = sv.router.metrics.traffic.of(name).recent_inputs()
+    with rt.db.read() as s:
+        endpoint, _ = endpoint_for(s, caller, name, Role.viewer)
+        inputs = {}
+        for row in service.versions(s, endpoint):
+            key = (endpoint.model_id, row.version)
+            if key not in sv.references:
+                if len(sv.references) >= 64:
+                    sv.references.clear()
+                sv.references[key] = service.version_inputs(s, rt.storage, endpoint, row.version)
+            inputs[row.version] = sv.references[key]
+    versions = [
+        drift.version_drift(
+            version,
+            signature,
+            reference,
+            recent.get(str(version), []),
+            settings.serving_drift_threshold,
+            settings.serving_drift_min_rows,
+        )
+        for version, (signature, reference) in sorted(inputs.items())
+    ]
+    return DriftOut.model_validate(
+        {
+            "threshold": settings.serving_drift_threshold,
+            "min_rows": settings.serving_drift_min_rows,
+            "window": settings.serving_drift_window,
+            "versions": versions,
+        }
+    )
 
 
 @router.delete("/api/endpoints/{name}", status_code=204)

@@ -152,6 +152,39 @@ def show_endpoint(name: str) -> None:
     )
 
 
+@endpoints_app.command("drift")
+def drift(
+    name: str,
+    top: Annotated[int, typer.Option(help="Features shown per version, most drifted first.")] = 10,
+) -> None:
+    """Input drift: the latest requests of each version against its reference data."""
+    with Client() as c:
+        report = c.endpoint_drift(name)
+    for v in report["versions"]:
+        head = (
+            f"[bold]v{v['version']}[/] {v['status']}: {v['rows']} rows in {v['requests']} requests"
+        )
+        if v["status"] == "no_reference":
+            out.print(f"{head}; its package has no reference data (log_model(reference_data=...))")
+            continue
+        if v["status"] == "collecting":
+            out.print(f"{head}, {report['min_rows']} needed")
+            continue
+        drifted = sum(1 for f in v["features"] if f["drifted"])
+        out.print(f"{head}; {drifted} of {len(v['features'])} features drifted")
+        table = Table("feature", "PSI", "KS", "reference mean", "current mean", "")
+        for f in v["features"][:top]:
+            table.add_row(
+                f["name"],
+                f"{f['psi']:.3f}",
+                f"{f['ks']:.3f}",
+                f"{f['reference_mean']:.4g}",
+                f"{f['current_mean']:.4g}",
+                "[red]drift[/]" if f["drifted"] else "",
+            )
+        out.print(table)
+
+
 @endpoints_app.command("traffic")
 def traffic(
     name: str,

@@ -15,8 +15,12 @@ if TYPE_CHECKING:
 class ServingMetrics:
     """The endpoint series, on the server's registry (labels: endpoint, version)."""
 
-    def __init__(self, registry: CollectorRegistry, sample_size: int = 20) -> None:
-        self.traffic = RecentTraffic(sample_size)  # the last minutes by second, for the UI
+    def __init__(
+        self, registry: CollectorRegistry, sample_size: int = 20, drift_window: int = 0
+    ) -> None:
+        self.traffic = RecentTraffic(
+            sample_size, drift_window
+        )  # the last minutes by second, for the UI
         self.requests = Counter(
             "shipyard_endpoint_requests_total",
             "Inference requests by endpoint, version and status.",
@@ -97,10 +101,12 @@ class ServingMetrics:
         batch: int | None,
         request: bytes = b"",
         reply: bytes = b"",
+        path: str = "",
     ) -> None:
         """Count one answered request: its status, latency and the size of its batch (and keep
-        it in the endpoint's recent traffic, with its bodies for the predictions sample)."""
-        self.traffic.of(endpoint).record(version, status, seconds, request, reply)
+        it in the endpoint's recent traffic, with its bodies for the predictions sample and, sent
+        to ``path`` on a replica, for input drift)."""
+        self.traffic.of(endpoint).record(version, status, seconds, request, reply, path)
         self._child(self.requests, endpoint, version, str(status)).inc()
         self._child(self.latency, endpoint, version).observe(seconds)
         if batch is not None:

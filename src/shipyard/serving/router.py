@@ -150,6 +150,7 @@ class Router:
             int(batch) if batch else None,
             body,
             reply.body,
+            path,
         )
         return Response(
             reply.body,

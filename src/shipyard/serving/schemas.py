@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -108,3 +109,36 @@ class PredictionOut(BaseModel):
     reply: str
     request_bytes: int
     reply_bytes: int
+
+
+class FeatureDriftOut(BaseModel):
+    """One input feature's recent values against the package's reference data."""
+
+    model_config = {"from_attributes": True}
+
+    name: str = Field(description="'x[3]' for a column of input x; 'mean(x)'/'std(x)' when wide.")
+    psi: float = Field(description="Population stability index (0: the same distribution).")
+    ks: float = Field(description="Kolmogorov-Smirnov statistic (largest gap of the ECDFs).")
+    reference_mean: float
+    current_mean: float
+    drifted: bool = Field(description="PSI at or above the threshold.")
+
+
+class VersionDriftOut(BaseModel):
+    """Input drift of one deployed version."""
+
+    version: int
+    status: Literal["no_reference", "collecting", "ok", "drift"]
+    requests: int = Field(description="Recent answered requests kept for drift.")
+    rows: int = Field(description="Input rows in those requests.")
+    reference_rows: int = Field(description="Rows of reference data in the package.")
+    features: list[FeatureDriftOut] = Field(description="Most drifted first.")
+
+
+class DriftOut(BaseModel):
+    """Input drift of an endpoint's versions (this server's memory of recent requests)."""
+
+    threshold: float
+    min_rows: int
+    window: int = Field(description="Latest requests kept per version.")
+    versions: list[VersionDriftOut]

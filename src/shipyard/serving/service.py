@@ -10,9 +10,12 @@ from sqlalchemy.orm import Session
 
 from shipyard.db import utcnow
 from shipyard.errors import Conflict, NotFound, Unprocessable
+from shipyard.packages import REFERENCE_FILE, Signature
+from shipyard.packages.reference import load_reference
 from shipyard.registry import service as registry
 from shipyard.serving.schemas import EndpointDeploy, EndpointOut, ReplicaOut
 from shipyard.serving.tables import Endpoint, EndpointVersion
+from shipyard.storage import Storage
 from shipyard.tracking.tables import Project
 
 
@@ -46,6 +49,19 @@ def versions(session: Session, endpoint: Endpoint) -> list[EndpointVersion]:
             .order_by(EndpointVersion.deployed_at, EndpointVersion.version)
         )
     )
+
+
+def version_inputs(
+    session: Session, storage: Storage, endpoint: Endpoint, version: int
+) -> tuple[Signature, dict[str, Any] | None]:
+    """A deployed version's signature and the reference data of its package (None: none)."""
+    model = registry.model_by_id(session, endpoint.model_id)
+    row = registry.get_version(session, model, version)
+    signature = Signature.from_dict(row.signature)
+    if REFERENCE_FILE not in (row.files or {}):
+        return signature, None
+    data = storage.read_bytes(registry.version_path(model, version) + REFERENCE_FILE)
+    return signature, load_reference(data)
 
 
 def traffic(session: Session, endpoint: Endpoint) -> dict[int, int]:

@@ -3,9 +3,12 @@
 Prometheus keeps the lifetime counters (``/metrics``); a dashboard wants the last minutes as a
 rate, percentiles and an error ratio without a Prometheus server beside it. The router records
 every answered request here: one bucket per wall-clock second (requests, errors and a latency
-histogram), the last ``WINDOW_S`` seconds kept, and the last few request/reply pairs, cut to
-``SAMPLE_BYTES`` each. Recording is a few dictionary and list operations, on the event loop, so
-no lock is needed. This is memory of this server process: it starts empty after a restart.
+histogram), the last ``WINDOW_S`` seconds kept, the last few request/reply pairs, cut to
+``SAMPLE_BYTES`` each, and per version the last successful request bodies (by reference, not
+copied) for input drift (``shipyard.serving.drift``). Recording is a few dictionary and deque
+operations on the event loop; readers in other threads take a snapshot first (``list()`` of a
+deque is one C call, so it never sees one mid-change). This is memory of this server process:
+it starts empty after a restart.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 
 WINDOW_S = 900  # seconds of per-second buckets kept per endpoint
 SAMPLE_BYTES = 2048  # of each request and reply body kept in the sample
+DRIFT_BODY_BYTES = 256 * 1024  # larger request bodies are not kept for drift
 # Upper bounds (milliseconds) of the latency histogram's buckets; the last one is open.
 BOUNDS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, math.inf)
 
@@ -74,13 +78,21 @@ def _text(body: bytes, total: int) -> str:
 class EndpointTraffic:
     """One endpoint's recent seconds and predictions."""
 
-    def __init__(self, sample_size: int) -> None:
+    def __init__(self, sample_size: int, drift_window: int = 0) -> None:
         self.seconds: deque[Second] = deque(maxlen=WINDOW_S)
         self.samples: deque[Sample] = deque(maxlen=max(sample_size, 1))
         self.keep_samples = sample_size > 0
+        self.drift_window = drift_window
+        self.inputs: dict[str, deque[tuple[str, bytes]]] = {}  # version -> (path, body)
 
     def record(
-        self, version: str, status: int, seconds: float, request: bytes, reply: bytes
+        self,
+        version: str,
+        status: int,
+        seconds: float,
+        request: bytes,
+        reply: bytes,
+        path: str = "",
     ) -> None:
         now = time.time()
         second = int(now)
@@ -92,6 +104,11 @@ class EndpointTraffic:
         if status >= 400:
             bucket.errors += 1
         bucket.histogram[bisect.bisect_left(BOUNDS_MS, latency_ms)] += 1
+        if status < 300 and path and self.drift_window and len(request) <= DRIFT_BODY_BYTES:
+            kept = self.inputs.get(version)
+            if kept is None:
+                kept = self.inputs[version] = deque(maxlen=self.drift_window)
+            kept.append((path, request))
         if self.keep_samples:
             self.samples.append(
                 Sample(
@@ -106,10 +123,14 @@ class EndpointTraffic:
                 )
             )
 
+    def recent_inputs(self) -> dict[str, list[tuple[str, bytes]]]:
+        """Each version's kept requests (path, body), oldest first: a snapshot."""
+        return {version: list(kept) for version, kept in list(self.inputs.items())}
+
     def predictions(self, limit: int) -> list[dict[str, object]]:
         """The latest ``limit`` samples, newest first, bodies as text (cut ones end in "…")."""
         out: list[dict[str, object]] = []
-        for p in reversed(self.samples):
+        for p in reversed(list(self.samples)):
             if len(out) >= limit:
                 break
             out.append(
@@ -136,7 +157,7 @@ class EndpointTraffic:
         requests = [0] * steps
         errors = [0] * steps
         histograms = [[0] * len(BOUNDS_MS) for _ in range(steps)]
-        for sec in self.seconds:
+        for sec in list(self.seconds):
             if start <= sec.at < end:
                 i = (sec.at - start) // step_s
                 requests[i] += sec.requests
@@ -160,7 +181,7 @@ class EndpointTraffic:
         start = int(time.time()) + 1 - window_s
         merged = [0] * len(BOUNDS_MS)
         requests = errors = 0
-        for sec in self.seconds:
+        for sec in list(self.seconds):
             if sec.at >= start:
                 requests += sec.requests
                 errors += sec.errors
@@ -179,14 +200,17 @@ class EndpointTraffic:
 class RecentTraffic:
     """The recent traffic of every endpoint this server routes."""
 
-    def __init__(self, sample_size: int = 20) -> None:
+    def __init__(self, sample_size: int = 20, drift_window: int = 0) -> None:
         self.sample_size = sample_size
+        self.drift_window = drift_window
         self.endpoints: dict[str, EndpointTraffic] = {}
 
     def of(self, endpoint: str) -> EndpointTraffic:
         traffic = self.endpoints.get(endpoint)
         if traffic is None:
-            traffic = self.endpoints[endpoint] = EndpointTraffic(self.sample_size)
+            traffic = self.endpoints[endpoint] = EndpointTraffic(
+                self.sample_size, self.drift_window
+            )
         return traffic
 
     def forget(self, endpoint: str) -> None:

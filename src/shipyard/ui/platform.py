@@ -5,7 +5,8 @@ Routes: ``/projects/{name}/models`` (a project's models), ``/projects/{name}/mod
 the lineage dataset -> run -> version -> endpoint), ``POST /alias-requests/{id}/approve|reject``
 (a maintainer other than the requester decides, exactly as the API's route: same check, same
 audit record), ``/endpoints`` and ``/endpoints/{name}`` (traffic split, live replicas, charts
-of the last minutes' request rate, latency percentiles and errors, the latest predictions).
+of the last minutes' request rate, latency percentiles and errors, the latest predictions, input
+drift per feature).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from shipyard.ui.render import PageRoute, render
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 data_router = APIRouter(include_in_schema=False)  # the endpoint's stats: errors stay problem+json
 LIVE_POLL_S = 3  # how often the endpoint page refreshes its charts and predictions
+DRIFT_POLL_S = 15  # and its drift section (which decodes the latest requests)
 TRAFFIC_WINDOW_S = 300  # what the endpoint page charts
 MAX_FORM_BYTES = 16 * 1024
 
@@ -271,6 +273,7 @@ def endpoint_page(
         "stats": stats,
         "window_min": TRAFFIC_WINDOW_S // 60,
         **_predictions(rt, sv, caller, name),
+        **_drift(rt, sv, caller, name),
     }
     return render(request, "endpoint.html", context)
 
@@ -291,6 +294,23 @@ def endpoint_predictions(
     """The recent predictions table alone (the endpoint page's htmx polls it)."""
     context = {"endpoint": {"name": name}, **_predictions(rt, sv, caller, name)}
     return render(request, "_endpoint_predictions.html", context)
+
+
+def _drift(rt: Runtime, sv: Serving, caller: Caller, name: str) -> dict[str, Any]:
+    """The drift section's context (the API's handler: the caller's role, 404)."""
+    return {
+        "drift": serving_api.endpoint_drift(name, caller, rt, sv),
+        "drift_poll_s": DRIFT_POLL_S,
+    }
+
+
+@router.get("/endpoints/{name}/drift")
+def endpoint_drift(
+    request: Request, name: str, caller: UiCallerDep, rt: RuntimeDep, sv: ServingDep
+) -> Response:
+    """The drift section alone (the endpoint page's htmx polls it)."""
+    context = {"endpoint": {"name": name}, **_drift(rt, sv, caller, name)}
+    return render(request, "_endpoint_drift.html", context)
 
 
 @data_router.get("/endpoints/{name}/stats")
