@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.auth.test_auth_api import api_routes
 from tests.jobs import routes as jobs_routes
+from tests.monitoring import routes as monitoring_routes
 
 R = "{run}"
 MODEL = "/api/projects/{project}/models/{name}"
@@ -171,6 +172,7 @@ BAD: dict[tuple[str, str], tuple[str, dict[str, object], int]] = {
 
 
 BAD.update(jobs_routes.BAD)
+BAD.update(monitoring_routes.BAD)
 
 
 def test_the_table_lists_every_route(client: TestClient) -> None:

@@ -26,6 +26,8 @@ from shipyard.jobs.api import router as jobs_router
 from shipyard.jobs.background import JobServices
 from shipyard.jobs.sweep_api import router as sweep_router
 from shipyard.jobs.worker_api import router as worker_router
+from shipyard.monitoring.api import router as monitoring_router
+from shipyard.monitoring.evaluator import AlertEvaluator
 from shipyard.observability import HttpMetrics
 from shipyard.registry.api import router as registry_router
 from shipyard.runtime import Runtime
@@ -137,14 +139,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
 
+    alerts = AlertEvaluator(rt, serving, http_metrics.registry)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         reaper.start()
         controller.start()
         jobs.start()
+        alerts.start()
         try:
             yield
         finally:
+            await alerts.stop()
             await jobs.stop()
             await controller.stop()
             await serving.router.close()
@@ -160,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = rt
     app.state.serving = serving
     app.state.dispatcher, app.state.sweeper = jobs.dispatcher, jobs.sweeper
+    app.state.alerts = alerts
     app.add_middleware(InferenceFastPath)  # inside the metrics, which time it too
     app.add_middleware(_Wrap, wrap=http_metrics.middleware)
     install_error_handlers(app)
@@ -173,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(worker_router)
     app.include_router(sweep_router)
+    app.include_router(monitoring_router)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(ui_router)

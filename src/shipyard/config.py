@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Rows of recent input a version needs before its drift is reported.",
     )
+    alert_interval_s: float = Field(
+        15.0,
+        gt=0,
+        description="How often alert rules are evaluated (and the granularity of their 'for').",
+    )
     s3_endpoint_url: str | None = Field(
         None,
         description="Endpoint of an S3-compatible store (MinIO, Ceph, moto) for s3:// artifacts.",

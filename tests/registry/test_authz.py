@@ -16,6 +16,7 @@ import pytest
 from shipyard.auth import service
 from tests.auth.test_auth_api import api_routes
 from tests.jobs import routes as jobs_routes
+from tests.monitoring import routes as monitoring_routes
 from tests.registry.conftest import World
 
 LADDER = ["otto", "vic", "dev", "mona", "alice", "root"]  # none < viewer < ... < owner < admin
@@ -287,6 +288,7 @@ def fresh_endpoint(w: World, who: str) -> str:
 
 
 MATRIX.update(jobs_routes.MATRIX)
+MATRIX.update(monitoring_routes.MATRIX)
 
 
 def test_matrix_covers_every_route(world: World) -> None:

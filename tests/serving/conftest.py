@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 import torch
 from torch import nn
@@ -17,6 +18,8 @@ from shipyard.app import create_app
 from shipyard.config import Settings
 from shipyard.packages import save_model
 from tests.conftest import ServerThread
+
+TRAIN = np.random.default_rng(11).normal(0, 1, (3000, 64)).astype(np.float32)  # reference data
 
 
 def mlp(seed: int) -> nn.Module:
@@ -92,6 +95,37 @@ class Deployer:
             ),
             name,
         )
+
+
+class DriftServer(Deployer):
+    def send(self, rows: np.ndarray, per_request: int = 50) -> None:
+        """The rows in requests of ``per_request``, round-robin over the three protocols."""
+        for i, start in enumerate(range(0, len(rows), per_request)):
+            chunk = rows[start : start + per_request].tolist()
+            path, body = [
+                ("/v1/models/ep:predict", {"instances": chunk}),
+                (
+                    "/v2/models/ep/infer",
+                    {
+                        "inputs": [
+                            {
+                                "name": "x",
+                                "shape": [len(chunk), 64],
+                                "datatype": "FP32",
+                                "data": chunk,
+                            }
+                        ]
+                    },
+                ),
+                ("/endpoints/ep/predict", {"inputs": chunk}),
+            ][i % 3]
+            r = self.http.post(path, content=orjson.dumps(body))
+            assert r.status_code == 200, r.text
+
+    def drift(self, name: str = "ep") -> dict[str, Any]:
+        r = self.http.get(f"/api/endpoints/{name}/drift")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import orjson
 import pytest
 
 from shipyard.app import create_app
@@ -19,11 +17,10 @@ from shipyard.packages.reference import load_reference, reference_sample
 from shipyard.serving.drift import compare, features, ks, psi
 from shipyard.serving.traffic import DRIFT_BODY_BYTES, EndpointTraffic
 from tests.conftest import ServerThread, refused
-from tests.serving.conftest import Deployer, mlp
+from tests.serving.conftest import TRAIN, DriftServer, mlp
 from tests.serving.test_cli import sy
 
 RNG = np.random.default_rng(7)
-TRAIN = RNG.normal(0, 1, (3000, 64)).astype(np.float32)
 
 
 def test_psi_and_ks_tell_a_shift_from_sampling_noise() -> None:
@@ -95,37 +92,6 @@ def test_a_package_keeps_a_checked_sample_of_its_reference_data(tmp_path: Path) 
     }
     with pytest.raises(SignatureError, match="'x'"):
         save_model(mlp(1), tmp_path / "bad", input_example=TRAIN[:2], reference_data=TRAIN[:, :8])
-
-
-class DriftServer(Deployer):
-    def send(self, rows: np.ndarray, per_request: int = 50) -> None:
-        """The rows in requests of ``per_request``, round-robin over the three protocols."""
-        for i, start in enumerate(range(0, len(rows), per_request)):
-            chunk = rows[start : start + per_request].tolist()
-            path, body = [
-                ("/v1/models/ep:predict", {"instances": chunk}),
-                (
-                    "/v2/models/ep/infer",
-                    {
-                        "inputs": [
-                            {
-                                "name": "x",
-                                "shape": [len(chunk), 64],
-                                "datatype": "FP32",
-                                "data": chunk,
-                            }
-                        ]
-                    },
-                ),
-                ("/endpoints/ep/predict", {"inputs": chunk}),
-            ][i % 3]
-            r = self.http.post(path, content=orjson.dumps(body))
-            assert r.status_code == 200, r.text
-
-    def drift(self, name: str = "ep") -> dict[str, Any]:
-        r = self.http.get(f"/api/endpoints/{name}/drift")
-        assert r.status_code == 200, r.text
-        return dict(r.json())
 
 
 @pytest.fixture

@@ -37,5 +37,5 @@ def test_reap_pass_counts_marked_runs(settings: Settings) -> None:
     with TestClient(app) as client:
         client.post("/api/runs", json={"project": "p"})
         time.sleep(0.01)
-        assert reaper.reap() == 1
-        assert reaper.reap() == 0
+        assert reaper.run_once() == 1
+        assert reaper.run_once() == 0

@@ -31,6 +31,7 @@ def metadata() -> MetaData:
     from shipyard.data import tables as _data  # noqa: F401
     from shipyard.db import Base
     from shipyard.jobs import tables as _jobs  # noqa: F401
+    from shipyard.monitoring import tables as _monitoring  # noqa: F401
     from shipyard.registry import tables as _registry  # noqa: F401
     from shipyard.serving import tables as _serving  # noqa: F401
     from shipyard.tracking import tables as _tracking  # noqa: F401

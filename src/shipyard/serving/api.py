@@ -25,6 +25,7 @@ from shipyard.audit import service as audit
 from shipyard.auth import roles
 from shipyard.auth.deps import Caller, CallerDep, RuntimeDep, cached_caller, current_caller
 from shipyard.auth.roles import Role
+from shipyard.config import Settings
 from shipyard.errors import NotFound, PayloadTooLarge, ShipyardError
 from shipyard.packages import Signature
 from shipyard.runtime import Runtime
@@ -49,18 +50,57 @@ from shipyard.tracking.api import project_for
 from shipyard.tracking.tables import Project
 
 router = APIRouter(tags=["serving"])
+VersionInputs = tuple[Signature, dict[str, np.ndarray] | None]
 ACCESS_CACHE_S = 10.0
 
 
 class Serving:
-    """The controller and router of this server, and a short cache of who may invoke what."""
+    """The controller and router of this server, a short cache of who may invoke what, and the
+    versions' reference data for drift."""
 
     def __init__(self, controller: Controller, router: Router) -> None:
         self.controller = controller
         self.router = router
         self.access: dict[tuple[str, str], float] = {}
         # (model id, version) -> signature and reference data; versions never change.
-        self.references: dict[tuple[str, int], tuple[Signature, dict[str, np.ndarray] | None]] = {}
+        self.references: dict[tuple[str, int], VersionInputs] = {}
+
+    def version_inputs(
+        self, s: Session, rt: Runtime, endpoint: Endpoint
+    ) -> dict[int, VersionInputs]:
+        """Signature and reference data (None: none) of each deployed version, cached."""
+        out = {}
+        for row in service.versions(s, endpoint):
+            key = (endpoint.model_id, row.version)
+            if key not in self.references:
+                if len(self.references) >= 64:
+                    self.references.clear()
+                self.references[key] = service.version_inputs(s, rt.storage, endpoint, row.version)
+            out[row.version] = self.references[key]
+        return out
+
+    def drift(self, name: str, inputs: dict[int, VersionInputs], settings: Settings) -> DriftOut:
+        """The drift report of endpoint ``name``'s versions (``inputs``: ``version_inputs``)."""
+        recent = self.router.metrics.traffic.of(name).recent_inputs()
+        versions = [
+            drift.version_drift(
+                version,
+                signature,
+                reference,
+                recent.get(str(version), []),
+                settings.serving_drift_threshold,
+                settings.serving_drift_min_rows,
+            )
+            for version, (signature, reference) in sorted(inputs.items())
+        ]
+        return DriftOut.model_validate(
+            {
+                "threshold": settings.serving_drift_threshold,
+                "min_rows": settings.serving_drift_min_rows,
+                "window": settings.serving_drift_window,
+                "versions": versions,
+            }
+        )
 
 
 async def serving(request: Request) -> Serving:
@@ -206,37 +246,10 @@ def endpoint_drift(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep)
     """Input drift of each deployed version: its latest answered requests (this server's
     memory, ``SHIPYARD_SERVING_DRIFT_WINDOW`` of them) against the reference data in its
     package, feature by feature (PSI and KS), most drifted first."""
-    settings = rt.settings
-    recent = sv.router.metrics.traffic.of(name).recent_inputs()
     with rt.db.read() as s:
         endpoint, _ = endpoint_for(s, caller, name, Role.viewer)
-        inputs = {}
-        for row in service.versions(s, endpoint):
-            key = (endpoint.model_id, row.version)
-            if key not in sv.references:
-                if len(sv.references) >= 64:
-                    sv.references.clear()
-                sv.references[key] = service.version_inputs(s, rt.storage, endpoint, row.version)
-            inputs[row.version] = sv.references[key]
-    versions = [
-        drift.version_drift(
-            version,
-            signature,
-            reference,
-            recent.get(str(version), []),
-            settings.serving_drift_threshold,
-            settings.serving_drift_min_rows,
-        )
-        for version, (signature, reference) in sorted(inputs.items())
-    ]
-    return DriftOut.model_validate(
-        {
-            "threshold": settings.serving_drift_threshold,
-            "min_rows": settings.serving_drift_min_rows,
-            "window": settings.serving_drift_window,
-            "versions": versions,
-        }
-    )
+        inputs = sv.version_inputs(s, rt, endpoint)
+    return sv.drift(name, inputs, rt.settings)
 
 
 @router.delete("/api/endpoints/{name}", status_code=204)

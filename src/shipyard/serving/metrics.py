@@ -18,9 +18,8 @@ class ServingMetrics:
     def __init__(
         self, registry: CollectorRegistry, sample_size: int = 20, drift_window: int = 0
     ) -> None:
-        self.traffic = RecentTraffic(
-            sample_size, drift_window
-        )  # the last minutes by second, for the UI
+        # The last minutes by second, predictions and request bodies for drift, for the UI.
+        self.traffic = RecentTraffic(sample_size, drift_window)
         self.requests = Counter(
             "shipyard_endpoint_requests_total",
             "Inference requests by endpoint, version and status.",
