@@ -15,6 +15,7 @@ from shipyard.config import AuthMode, Settings
 from shipyard.data.cli import datasets_app
 from shipyard.errors import ShipyardError
 from shipyard.jobs.cli import jobs_app, sweep_app, usage, worker
+from shipyard.monitoring.cli import alerts_app
 from shipyard.registry.cli import models_app
 from shipyard.serving.cli import deploy, endpoints_app, serve
 from shipyard.tracking.cli import artifacts_app, projects_app, runs_app, sync
@@ -36,6 +37,7 @@ app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(endpoints_app, name="endpoints")
+app.add_typer(alerts_app, name="alerts")
 app.command("deploy")(deploy)
 app.command("serve")(serve)
 app.command("sync")(sync)

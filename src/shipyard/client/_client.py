@@ -389,6 +389,80 @@ class Client:
 
     # -- governance -----------------------------------------------------------------------------
 
+    def create_alert(
+        self,
+        project: str,
+        name: str,
+        endpoint: str,
+        metric: str,
+        op: str,
+        threshold: float,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Alert when ``metric op threshold`` holds on an endpoint (options: ``window_s``,
+        ``for_s``, ``channels``, ``description``, ``enabled``). Metrics: rate, error_ratio,
+        p50_ms, p95_ms, p99_ms, drifted_features, max_psi."""
+        body = {"name": name, "endpoint": endpoint, "metric": metric, "op": op}
+        result: dict[str, Any] = self.http.json(
+            "POST",
+            f"/api/projects/{project}/alerts/rules",
+            {**body, "threshold": threshold, **options},
+        )
+        return result
+
+    def alerts(self, project: str) -> list[dict[str, Any]]:
+        """The project's alert rules with their state (ok, pending, firing) and last value."""
+        result: list[dict[str, Any]] = self.http.json(
+            "GET", f"/api/projects/{project}/alerts/rules"
+        )
+        return result
+
+    def update_alert(self, project: str, name: str, **changes: Any) -> dict[str, Any]:
+        """Change a rule (threshold, op, window_s, for_s, channels, description, enabled)."""
+        result: dict[str, Any] = self.http.json(
+            "PATCH", f"/api/projects/{project}/alerts/rules/{name}", changes
+        )
+        return result
+
+    def delete_alert(self, project: str, name: str) -> None:
+        self.http.json("DELETE", f"/api/projects/{project}/alerts/rules/{name}")
+
+    def alert_events(
+        self, project: str, rule: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Firing and resolved events, newest first, with each channel's delivery."""
+        params: dict[str, Any] = {"limit": limit} | ({"rule": rule} if rule else {})
+        result: list[dict[str, Any]] = self.http.json(
+            "GET", f"/api/projects/{project}/alerts/events", params=params
+        )
+        return result
+
+    def add_alert_channel(
+        self, project: str, name: str, url: str, kind: str = "webhook"
+    ) -> dict[str, Any]:
+        """A Slack incoming webhook (``kind="slack"``) or a JSON webhook for notifications."""
+        body = {"name": name, "url": url, "kind": kind}
+        result: dict[str, Any] = self.http.json(
+            "POST", f"/api/projects/{project}/alerts/channels", body
+        )
+        return result
+
+    def alert_channels(self, project: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.http.json(
+            "GET", f"/api/projects/{project}/alerts/channels"
+        )
+        return result
+
+    def test_alert_channel(self, project: str, name: str) -> dict[str, Any]:
+        """Send a test notification; how the channel answered (ok, status, error, attempts)."""
+        result: dict[str, Any] = self.http.json(
+            "POST", f"/api/projects/{project}/alerts/channels/{name}/test"
+        )
+        return result
+
+    def delete_alert_channel(self, project: str, name: str) -> None:
+        self.http.json("DELETE", f"/api/projects/{project}/alerts/channels/{name}")
+
     def members(self, project: str) -> list[dict[str, Any]]:
         """Members of a project with their roles."""
         result: list[dict[str, Any]] = self.http.json("GET", f"/api/projects/{project}/members")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import sys
@@ -18,7 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from shipyard.client import _jobs
-from shipyard.client._cli import ProjectOpt, require_project
+from shipyard.client._cli import ProjectOpt, parse_duration, require_project
 from shipyard.client._client import Client
 from shipyard.client._config import ClientSettings
 from shipyard.errors import Unprocessable
@@ -27,16 +26,6 @@ jobs_app = typer.Typer(help="Training jobs on the queue.", no_args_is_help=True)
 sweep_app = typer.Typer(help="Hyper-parameter sweeps (sweep.yaml).", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """``30m``, ``2h``, ``90s``, ``1d`` or plain seconds."""
-    m = DURATION.match(text.strip())
-    if m is None:
-        raise Unprocessable(f"duration {text!r}: use 90s, 30m, 2h or 1d")
-    return float(m.group(1)) * SECONDS[m.group(2)]
 
 
 def _bar() -> Progress:
