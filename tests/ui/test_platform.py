@@ -545,3 +545,37 @@ def test_unknown_things_are_html_404s(tmp_path: Path, path: str, text: str) -> N
         assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), path
         assert text in r.text
         assert "script-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_alerts_page_and_the_overviews_firing_alerts(as_user: Any, governed: Governed) -> None:
+    ep = {"name": "alert-ep", "project": "proj", "model": "m", "version": 1, "min_replicas": 0}
+    governed.ok("alice", "POST", "/api/endpoints", json=ep)
+    alerts = "/api/projects/proj/alerts"
+    hook = {"name": "ops", "url": "http://127.0.0.1:9/hooks/secret", "kind": "slack"}
+    governed.ok("alice", "POST", f"{alerts}/channels", json=hook)
+    rule = {"name": "errors", "endpoint": "alert-ep", "metric": "error_ratio", "threshold": 0.5}
+    governed.ok("alice", "POST", f"{alerts}/rules", json={**rule, "channels": ["ops"]})
+    quiet = {"name": "slow", "endpoint": "alert-ep", "metric": "p99_ms", "threshold": 1000}
+    governed.ok("alice", "POST", f"{alerts}/rules", json=quiet)
+    metrics = governed.app.state.serving.router.metrics
+    for status in (500, 500, 200):
+        metrics.served("alert-ep", "1", status, 0.002, 1, b"{}", b"{}")
+    governed.app.state.alerts.run_once()  # the evaluator's pass, now rather than in 15 s
+
+    tab = as_user("vic")
+    tab.goto("/")
+    firing = tab.page.locator("table.overview-alerts tbody tr")
+    expect(firing).to_have_count(1)
+    expect(firing).to_contain_text("error_ratio > 0.5")
+    firing.get_by_role("link", name="errors").click()
+    page = tab.page
+    expect(page.get_by_role("heading", name="proj alerts")).to_be_visible()
+    expect(page.locator('tr[data-rule="errors"]')).to_have_attribute("data-state", "firing")
+    expect(page.locator('tr[data-rule="errors"] td').nth(6)).to_have_text("0.6667")
+    expect(page.locator('tr[data-rule="slow"]')).to_have_attribute("data-state", "ok")
+    event = page.locator("table.alert-events tbody tr").first
+    expect(event).to_contain_text("[FIRING] proj/errors: endpoint alert-ep error_ratio is 0.6667")
+    expect(event.locator(".tag.error")).to_have_text("ops ✗")  # nothing listens there
+    channel = page.locator("table.alert-channels tbody tr").first
+    expect(channel).to_contain_text("http://127.0.0.1:9/…")
+    assert "secret" not in page.content()

@@ -10,6 +10,7 @@ a channel that is down never loses the event, and delivery happens outside the t
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -38,6 +39,7 @@ class AlertEvaluator(Periodic):
 
     def __init__(self, rt: Runtime, serving: Serving, registry: CollectorRegistry) -> None:
         super().__init__()
+        self._lock = threading.Lock()
         self.rt = rt
         self.serving = serving
         self.interval_s = rt.settings.alert_interval_s
@@ -70,7 +72,13 @@ class AlertEvaluator(Periodic):
         return max((f.psi for v in measured for f in v.features), default=0.0)
 
     def run_once(self) -> list[int]:
-        """One pass: evaluate, write the events, notify; the ids of the events written."""
+        """One pass: evaluate, write the events, notify; the ids of the events written. Passes
+        never overlap (a pass asked for while one runs waits for it), so a transition is
+        written once."""
+        with self._lock:
+            return self._pass()
+
+    def _pass(self) -> list[int]:
         now = utcnow()
         todo: list[tuple[int, dict[str, Any], list[tuple[str, str, str]]]] = []
         with self.rt.db.session() as s:

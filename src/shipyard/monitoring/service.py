@@ -126,6 +126,12 @@ def firing(s: Session, project_ids: Sequence[str] | None) -> list[AlertRule]:
     return sorted(rules, key=lambda r: r.state_since)
 
 
+def firing_out(s: Session, project_ids: Sequence[str] | None) -> list[RuleOut]:
+    """The rules firing now, as the API shows them."""
+    names = {p.id: p.name for p in s.scalars(select(Project))}
+    return [rule_out(r, names[r.project_id]) for r in firing(s, project_ids)]
+
+
 def get_rule(s: Session, project: Project, name: str) -> AlertRule:
     rule = s.scalar(
         select(AlertRule).where(AlertRule.project_id == project.id, AlertRule.name == name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.ui import auth, operations, pages, platform
+from shipyard.ui import auth, monitoring, operations, pages, platform
 from shipyard.ui.render import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
@@ -18,5 +18,6 @@ router.include_router(platform.router)
 router.include_router(platform.data_router)
 router.include_router(operations.router)
 router.include_router(operations.data_router)
+router.include_router(monitoring.router)
 
 __all__ = ["STATIC_DIR", "router"]

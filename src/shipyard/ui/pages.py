@@ -21,6 +21,7 @@ from shipyard.auth.deps import RuntimeDep
 from shipyard.auth.roles import Role
 from shipyard.errors import NotFound, Unprocessable
 from shipyard.jobs import service as jobs
+from shipyard.monitoring import service as monitoring
 from shipyard.registry import service as registry
 from shipyard.serving import api as serving_api
 from shipyard.serving import service as serving
@@ -43,8 +44,9 @@ INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 @router.get("/")
 def overview(request: Request, caller: UiCallerDep, rt: RuntimeDep, sv: ServingDep) -> Response:
-    """The projects the user may read with their newest runs and counts of models, endpoints
-    and active jobs; the latest runs, the endpoints with their replicas, the active jobs."""
+    """The alerts firing now; the projects the user may read with their newest runs and counts
+    of models, endpoints and active jobs; the latest runs, the endpoints with their replicas,
+    the active jobs."""
     with rt.db.read() as s:
         visible = roles.visible_projects(s, caller)
         projects = service.list_projects(s, visible)
@@ -61,6 +63,7 @@ def overview(request: Request, caller: UiCallerDep, rt: RuntimeDep, sv: ServingD
             for j in jobs.jobs_out(s, jobs.list_jobs(s, visible, state, limit=ACTIVE_JOBS))
         ]
         active_by_project = jobs.active_counts(s, visible)
+        firing = monitoring.firing_out(s, visible)
     counts = {
         p.name: {
             "models": sum(m.project == p.name for m in models),
@@ -76,6 +79,7 @@ def overview(request: Request, caller: UiCallerDep, rt: RuntimeDep, sv: ServingD
         "counts": counts,
         "endpoints": endpoints,
         "active": active[:ACTIVE_JOBS],
+        "firing": firing,
     }
     return render(request, "overview.html", context)
 
