@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) system-deps
 
 # PostgreSQL for the store tests (the suite starts its own server on 127.0.0.1), Chromium for
-# the browser tests of the web UI.
+# the browser tests of the web UI, Prometheus (and promtool) for the exported alert rules.
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  echo "installing Debian's postgresql"; \
@@ -29,6 +29,10 @@ system-deps:
 	@if ! test -x /usr/bin/chromium; then \
 	  echo "installing Debian's chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@if ! test -x /usr/bin/promtool; then \
+	  echo "installing Debian's prometheus"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	fi
 
 demo: setup

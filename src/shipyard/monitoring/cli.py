@@ -8,15 +8,18 @@ shipyard alerts ls ; shipyard alerts history ; shipyard alerts pause errors
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from shipyard.client._cli import ProjectOpt, parse_duration, require_project
 from shipyard.client._client import Client
 from shipyard.errors import ShipyardError, Unprocessable
+from shipyard.monitoring.export import rule_file
 from shipyard.monitoring.schemas import METRICS
 
 alerts_app = typer.Typer(help="Alert rules on endpoints, and their channels.", no_args_is_help=True)
@@ -149,6 +152,24 @@ def remove(name: str, project: ProjectOpt = None) -> None:
     with Client() as c:
         c.delete_alert(require_project(project), name)
     out.print(f"deleted alert {name}")
+
+
+@alerts_app.command("export")
+def export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default: stdout).")
+    ] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """The project's rules as a Prometheus rule file (for a Prometheus scraping /metrics)."""
+    with Client() as c:
+        rules = c.alerts(require_project(project))
+    text = yaml.safe_dump(rule_file(rules), sort_keys=False, allow_unicode=True)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text)
+    out.print(f"wrote {sum(r['enabled'] for r in rules)} rules to {output}")
 
 
 @channels_app.command("add")

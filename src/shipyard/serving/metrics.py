@@ -74,6 +74,18 @@ class ServingMetrics:
             ["endpoint"],
             registry=registry,
         )
+        self.drifted_features = Gauge(
+            "shipyard_endpoint_drifted_features",
+            "Input features drifted at the last drift report (PSI over the threshold).",
+            ["endpoint", "version"],
+            registry=registry,
+        )
+        self.max_psi = Gauge(
+            "shipyard_endpoint_max_psi",
+            "The largest PSI of any input feature at the last drift report.",
+            ["endpoint", "version"],
+            registry=registry,
+        )
 
         # Children by label values, for the per-request calls (``labels()`` costs a few
         # microseconds each); an endpoint's entries go with ``forget``.
@@ -110,6 +122,11 @@ class ServingMetrics:
         self._child(self.latency, endpoint, version).observe(seconds)
         if batch is not None:
             self._child(self.batch, endpoint, version).observe(batch)
+
+    def drift(self, endpoint: str, version: str, drifted: int, max_psi: float) -> None:
+        """Expose a version's last drift report (for Prometheus rules over it)."""
+        self._child(self.drifted_features, endpoint, version).set(drifted)
+        self._child(self.max_psi, endpoint, version).set(max_psi)
 
     def cold_start(self, endpoint: str) -> None:
         self.cold_starts.labels(endpoint).inc()
