@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: start the server on the embedded default, train the digits example three times
 # (each registers a version of digits-mlp), show the runs, alias the best version champion, deploy
-# it as the endpoint "digits", call it with every protocol under a short load, and keep serving
-# until Ctrl-C (the UI at / shows the runs, the model and the endpoint's live charts).
+# it as the endpoint "digits" with two alert rules, call it with every protocol under a short load,
+# show its drift and alerts, and keep serving until Ctrl-C (the UI at / shows the runs, the model,
+# the endpoint's live charts and drift, and the project's alerts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
@@ -37,9 +38,14 @@ $PY -m shipyard models alias digits-mlp champion "$BEST" --project digits
 $PY -m shipyard models show digits-mlp --project digits
 $PY -m shipyard deploy digits-mlp@champion --endpoint digits --project digits \
   --max-batch-size 32 --max-delay-ms 2
+# Two alert rules on it (recreated when the demo runs again on the same SHIPYARD_HOME).
+for rule in errors drift; do $PY -m shipyard alerts rm "$rule" --project digits >/dev/null 2>&1 || true; done
+$PY -m shipyard alerts create errors --endpoint digits --when "error_ratio > 0.05" --window 1m --project digits
+$PY -m shipyard alerts create drift --endpoint digits --when "drifted_features > 0" --project digits
 $PY examples/digits/predict.py --endpoint digits --seconds "${SHIPYARD_DEMO_LOAD_S:-10}"
 $PY -m shipyard endpoints show digits
 $PY -m shipyard endpoints drift digits --top 5
+$PY -m shipyard alerts ls --project digits
 cat <<MSG
 
 Shipyard is serving on $SHIPYARD_URL   (API docs: $SHIPYARD_URL/docs, metrics: $SHIPYARD_URL/metrics)

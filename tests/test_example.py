@@ -64,3 +64,5 @@ def test_make_demo_end_to_end(tmp_path: Path) -> None:
     drift = re.search(r"v\d (ok|collecting): (\d+) rows", out)
     assert drift, out[-2000:]
     assert drift.group(1) == "ok" or int(drift.group(2)) < 100, drift.group(0)
+    assert "alert errors: error_ratio > 0.05 on endpoint digits" in out
+    assert "drifted_features > 0" in out and "firing" not in out  # alerts ls: nothing wrong

@@ -63,12 +63,14 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def alerting(tmp_path: Path) -> Iterator[DriftServer]:
-    """SQLite; alerts evaluated every 0.2 s; version 1 of ``mlp`` has reference data."""
+def alerting(tmp_path: Path, database_url: str) -> Iterator[DriftServer]:
+    """SQLite and PostgreSQL; alerts evaluated every 0.2 s; version 1 of ``mlp`` has reference
+    data."""
     with_reference = tmp_path / "pkg-ref"
     save_model(mlp(1), with_reference, input_example=TRAIN[:2], reference_data=TRAIN)
     settings = Settings(
         home=tmp_path / "home",
+        database_url=database_url,
         alert_interval_s=0.2,
         serving_drift_window=20,
         serving_drift_min_rows=500,
