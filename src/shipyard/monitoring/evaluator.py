@@ -25,6 +25,7 @@ from shipyard.monitoring.tables import AlertEvent, AlertRule
 from shipyard.runtime import Runtime
 from shipyard.serving import service as serving_service
 from shipyard.serving.api import Serving
+from shipyard.serving.schemas import DriftOut
 from shipyard.tracking.tables import Project
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class AlertEvaluator(Periodic):
     def __init__(self, rt: Runtime, serving: Serving, registry: CollectorRegistry) -> None:
         super().__init__()
         self._lock = threading.Lock()
+        self._reports: dict[str, DriftOut] = {}  # this pass's drift reports by endpoint
         self.rt = rt
         self.serving = serving
         self.interval_s = rt.settings.alert_interval_s
@@ -62,8 +64,12 @@ class AlertEvaluator(Periodic):
             endpoint = serving_service.get_endpoint(s, rule.endpoint)
         except NotFound:
             return None
-        inputs = self.serving.version_inputs(s, self.rt, endpoint)
-        report = self.serving.drift(rule.endpoint, inputs, self.rt.settings)
+        report = self._reports.get(rule.endpoint)
+        if report is None:  # once a pass per endpoint, however many rules watch its drift
+            inputs = self.serving.version_inputs(s, self.rt, endpoint)
+            report = self._reports[rule.endpoint] = self.serving.drift(
+                rule.endpoint, inputs, self.rt.settings
+            )
         measured = [v for v in report.versions if v.status in ("ok", "drift")]
         if not measured:
             return None
@@ -80,6 +86,7 @@ class AlertEvaluator(Periodic):
 
     def _pass(self) -> list[int]:
         now = utcnow()
+        self._reports.clear()
         todo: list[tuple[int, dict[str, Any], list[tuple[str, str, str]]]] = []
         with self.rt.db.session() as s:
             projects = {p.id: p.name for p in s.scalars(select(Project))}
@@ -87,7 +94,12 @@ class AlertEvaluator(Periodic):
                 if not rule.enabled:
                     self.gauge.labels(projects[rule.project_id], rule.name).set(0)
                     continue
-                happened = service.step(rule, self.value(s, rule), now)
+                try:
+                    value = self.value(s, rule)
+                except Exception:  # one rule's broken input (a package gone) spares the rest
+                    log.exception("alert %s: its metric could not be computed", rule.name)
+                    value = None
+                happened = service.step(rule, value, now)
                 project = projects[rule.project_id]
                 self.gauge.labels(project, rule.name).set(STATE_VALUE[rule.state])
                 if happened is None:
