@@ -579,3 +579,9 @@ def test_alerts_page_and_the_overviews_firing_alerts(as_user: Any, governed: Gov
     channel = page.locator("table.alert-channels tbody tr").first
     expect(channel).to_contain_text("http://127.0.0.1:9/…")
     assert "secret" not in page.content()
+    page.locator('tr[data-rule="errors"]').get_by_role("link", name="alert-ep").click()
+    watching = page.locator("table.endpoint-alerts tbody tr")
+    expect(watching).to_have_count(2)  # the endpoint page lists the rules watching it
+    expect(page.locator('table.endpoint-alerts tr[data-rule="errors"]')).to_have_attribute(
+        "data-state", "firing"
+    )

@@ -126,6 +126,14 @@ def firing(s: Session, project_ids: Sequence[str] | None) -> list[AlertRule]:
     return sorted(rules, key=lambda r: r.state_since)
 
 
+def rules_on(s: Session, project: Project, endpoint: str) -> list[RuleOut]:
+    """The rules of a project watching one of its endpoints."""
+    stmt = select(AlertRule).where(
+        AlertRule.project_id == project.id, AlertRule.endpoint == endpoint
+    )
+    return [rule_out(r, project.name) for r in s.scalars(stmt.order_by(AlertRule.name))]
+
+
 def firing_out(s: Session, project_ids: Sequence[str] | None) -> list[RuleOut]:
     """The rules firing now, as the API shows them."""
     names = {p.id: p.name for p in s.scalars(select(Project))}

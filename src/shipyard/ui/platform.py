@@ -25,6 +25,7 @@ from shipyard.auth import roles
 from shipyard.auth.deps import Caller, RuntimeDep
 from shipyard.auth.roles import Role
 from shipyard.errors import Unprocessable
+from shipyard.monitoring import service as monitoring
 from shipyard.registry import api as registry_api
 from shipyard.registry import service as registry
 from shipyard.registry.schemas import AliasSet, Decision
@@ -263,13 +264,15 @@ def endpoint_page(
 ) -> Response:
     """One endpoint: versions and traffic split, scaling, live replicas with their states."""
     with rt.db.read() as s:
-        endpoint, _ = serving_api.endpoint_for(s, caller, name, Role.viewer)
+        endpoint, project = serving_api.endpoint_for(s, caller, name, Role.viewer)
         out = serving_api.live_out(s, sv, endpoint)
         deployed = [(v.version, v.weight, v.deployed_at) for v in serving.versions(s, endpoint)]
+        alerts = monitoring.rules_on(s, project, name)
     stats = endpoint_stats(sv.router.metrics, name)
     context = {
         "endpoint": out,
         "deployed": deployed,
+        "alerts": alerts,
         "stats": stats,
         "window_min": TRAFFIC_WINDOW_S // 60,
         **_predictions(rt, sv, caller, name),
