@@ -4,6 +4,8 @@ Shipyard's evaluator on the same traffic."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import threading
 import time
@@ -114,3 +116,26 @@ def test_a_real_prometheus_fires_the_same_alert(alerting: DriftServer, prometheu
     finally:
         stop.set()
         sender.join()
+
+
+DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "shipyard-endpoints.json"
+
+
+def test_the_grafana_dashboards_queries_run_on_prometheus(
+    alerting: DriftServer, prometheus: str
+) -> None:
+    d = alerting
+    for _ in range(5):
+        d.http.post("/v1/models/ep:predict", json=GOOD)
+    d.http.get("/api/endpoints/ep/drift")  # sets the drift gauges (collecting: none yet)
+    exposed = d.http.get("/metrics").text
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    assert len(exprs) >= 12
+    for expr in exprs:
+        for name in set(re.findall(r"shipyard_[a-z_]+", expr)):
+            base = re.sub(r"_(bucket|total)$", "", name)
+            assert f"# HELP {base}" in exposed or f"# HELP {name}" in exposed, name
+        query = expr.replace('=~"$endpoint"', '=~".*"').replace("$__rate_interval", "30s")
+        r = httpx.get(f"{prometheus}/api/v1/query", params={"query": query})
+        assert r.status_code == 200 and r.json()["status"] == "success", (query, r.text)
