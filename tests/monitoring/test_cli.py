@@ -26,7 +26,7 @@ def test_alerts_from_the_cli(alerting: DriftServer, receiver: Receiver) -> None:
     out = sy(
         d,
         *("alerts", "create", "errors", "--endpoint", "ep", "--when", "error_ratio > 0.3"),
-        *("--window", "10s", "--channel", "ops"),
+        *("--window", "1m", "--channel", "ops"),
     )
     assert "alert errors: error_ratio > 0.3 on endpoint ep" in out
     sy(d, "alerts", "pause", "errors")
