@@ -13,11 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shipyard.app import create_app
-from shipyard.config import Settings
-from shipyard.packages import save_model
-from tests.conftest import ServerThread
-from tests.serving.conftest import TRAIN, DriftServer, mlp
+from tests.serving.conftest import DriftServer, reference_server
 
 
 class Receiver:
@@ -66,20 +62,8 @@ def receiver() -> Iterator[Receiver]:
 def alerting(tmp_path: Path, database_url: str) -> Iterator[DriftServer]:
     """SQLite and PostgreSQL; alerts evaluated every 0.2 s; version 1 of ``mlp`` has reference
     data."""
-    with_reference = tmp_path / "pkg-ref"
-    save_model(mlp(1), with_reference, input_example=TRAIN[:2], reference_data=TRAIN)
-    settings = Settings(
-        home=tmp_path / "home",
-        database_url=database_url,
-        alert_interval_s=0.2,
-        serving_drift_window=20,
-        serving_drift_min_rows=500,
-    )
-    with ServerThread(create_app(settings)) as server:
-        d = DriftServer(server.url, {1: with_reference})
-        d.register(1)
+    with reference_server(tmp_path, database_url=database_url, alert_interval_s=0.2) as d:
         yield d
-        d.http.close()
 
 
 def shifted(rows: int, column: int = 12) -> np.ndarray:

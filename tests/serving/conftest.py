@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,20 @@ class DriftServer(Deployer):
         r = self.http.get(f"/api/endpoints/{name}/drift")
         assert r.status_code == 200, r.text
         return dict(r.json())
+
+
+@contextmanager
+def reference_server(tmp_path: Path, **settings: Any) -> Iterator[DriftServer]:
+    """A live server (SQLite unless ``database_url`` says) whose model ``mlp`` version 1 has
+    reference data (``TRAIN``); drift over the last 20 requests, 500 rows needed."""
+    package = tmp_path / "pkg-ref"
+    save_model(mlp(1), package, input_example=TRAIN[:2], reference_data=TRAIN)
+    options = {"serving_drift_window": 20, "serving_drift_min_rows": 500, **settings}
+    with ServerThread(create_app(Settings(home=tmp_path / "home", **options))) as server:
+        d = DriftServer(server.url, {1: package})
+        d.register(1)
+        yield d
+        d.http.close()
 
 
 @pytest.fixture

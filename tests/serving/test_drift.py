@@ -10,14 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shipyard.app import create_app
-from shipyard.config import Settings
 from shipyard.packages import REFERENCE_FILE, Manifest, SignatureError, load_package, save_model
 from shipyard.packages.reference import load_reference, reference_sample
 from shipyard.serving.drift import compare, features, ks, psi
 from shipyard.serving.traffic import DRIFT_BODY_BYTES, EndpointTraffic
-from tests.conftest import ServerThread, refused
-from tests.serving.conftest import TRAIN, DriftServer, mlp
+from tests.conftest import refused
+from tests.serving.conftest import TRAIN, DriftServer, mlp, reference_server
 from tests.serving.test_cli import sy
 
 RNG = np.random.default_rng(7)
@@ -96,16 +94,11 @@ def test_a_package_keeps_a_checked_sample_of_its_reference_data(tmp_path: Path) 
 
 @pytest.fixture
 def drift_server(tmp_path: Path, packages: dict[int, Path]) -> Iterator[DriftServer]:
-    """SQLite, drift over the last 20 requests; version 1 of ``mlp`` has reference data."""
-    with_reference = tmp_path / "pkg-ref"
-    save_model(mlp(1), with_reference, input_example=TRAIN[:2], reference_data=TRAIN)
-    settings = Settings(home=tmp_path / "home", serving_drift_window=20, serving_drift_min_rows=500)
-    with ServerThread(create_app(settings)) as server:
-        d = DriftServer(server.url, {1: with_reference, 2: packages[2]})
-        d.register(1)
+    """SQLite; version 1 of ``mlp`` has reference data, model ``plain`` has none."""
+    with reference_server(tmp_path) as d:
+        d.packages[2] = packages[2]
         d.register(2, model="plain")
         yield d
-        d.http.close()
 
 
 def test_an_endpoint_reports_drift_when_its_inputs_shift(drift_server: DriftServer) -> None:

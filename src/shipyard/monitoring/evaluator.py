@@ -14,7 +14,6 @@ import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shipyard.background import Periodic
@@ -23,10 +22,11 @@ from shipyard.errors import NotFound
 from shipyard.monitoring import notify, service
 from shipyard.monitoring.tables import AlertEvent, AlertRule
 from shipyard.runtime import Runtime
+from shipyard.serving import drift
 from shipyard.serving import service as serving_service
 from shipyard.serving.api import Serving
 from shipyard.serving.schemas import DriftOut
-from shipyard.tracking.tables import Project
+from shipyard.tracking import service as tracking
 
 log = logging.getLogger(__name__)
 TRAFFIC = ("rate", "error_ratio", "p50_ms", "p95_ms", "p99_ms")
@@ -70,12 +70,12 @@ class AlertEvaluator(Periodic):
             report = self._reports[rule.endpoint] = self.serving.drift(
                 rule.endpoint, inputs, self.rt.settings
             )
-        measured = [v for v in report.versions if v.status in ("ok", "drift")]
+        measured = [drift.totals(v.features) for v in report.versions if v.status in drift.MEASURED]
         if not measured:
             return None
         if rule.metric == "drifted_features":
-            return float(max(sum(f.drifted for f in v.features) for v in measured))
-        return max((f.psi for v in measured for f in v.features), default=0.0)
+            return float(max(drifted for drifted, _ in measured))
+        return max(psi for _, psi in measured)
 
     def run_once(self) -> list[int]:
         """One pass: evaluate, write the events, notify; the ids of the events written. Passes
@@ -89,7 +89,7 @@ class AlertEvaluator(Periodic):
         self._reports.clear()
         todo: list[tuple[int, dict[str, Any], list[tuple[str, str, str]]]] = []
         with self.rt.db.session() as s:
-            projects = {p.id: p.name for p in s.scalars(select(Project))}
+            projects = tracking.project_names(s)
             for rule in service.list_rules(s, None):
                 if not rule.enabled:
                     self.gauge.labels(projects[rule.project_id], rule.name).set(0)

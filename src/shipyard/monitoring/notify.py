@@ -2,8 +2,9 @@
 
 A ``slack`` channel gets Slack's incoming-webhook body, ``{"text": ...}`` (Mattermost, Rocket.Chat
 and Discord's ``/slack`` endpoint take the same); a ``webhook`` channel gets the event as fields
-(``status`` firing|resolved, ``project``, ``rule``, ``endpoint``, ``value``, ``text``, ``at``)
-for anything else to route (PagerDuty via a relay, a ticket system, a test receiver).
+(``status`` firing|resolved, ``project``, ``rule``, ``endpoint``, ``metric``, ``condition``,
+``value``, ``text``, ``at``; a test notification has ``status`` test and no rule) for anything
+else to route (PagerDuty via a relay, a ticket system, a test receiver).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from shipyard.monitoring.schemas import (
 )
 from shipyard.monitoring.tables import AlertChannel, AlertEvent, AlertRule
 from shipyard.serving import service as serving
+from shipyard.tracking import service as tracking
 from shipyard.tracking.tables import Project
 
 STATES = ("ok", "pending", "firing")
@@ -122,8 +123,10 @@ def list_rules(s: Session, project_ids: Sequence[str] | None) -> list[AlertRule]
 
 def firing(s: Session, project_ids: Sequence[str] | None) -> list[AlertRule]:
     """Rules firing now, the longest-firing first."""
-    rules = [r for r in list_rules(s, project_ids) if r.state == "firing"]
-    return sorted(rules, key=lambda r: r.state_since)
+    stmt = select(AlertRule).where(AlertRule.state == "firing").order_by(AlertRule.state_since)
+    if project_ids is not None:
+        stmt = stmt.where(AlertRule.project_id.in_(project_ids))
+    return list(s.scalars(stmt))
 
 
 def rules_on(s: Session, project: Project, endpoint: str) -> list[RuleOut]:
@@ -136,8 +139,9 @@ def rules_on(s: Session, project: Project, endpoint: str) -> list[RuleOut]:
 
 def firing_out(s: Session, project_ids: Sequence[str] | None) -> list[RuleOut]:
     """The rules firing now, as the API shows them."""
-    names = {p.id: p.name for p in s.scalars(select(Project))}
-    return [rule_out(r, names[r.project_id]) for r in firing(s, project_ids)]
+    rules = firing(s, project_ids)
+    names = tracking.project_names(s, (r.project_id for r in rules))
+    return [rule_out(r, names[r.project_id]) for r in rules]
 
 
 def get_rule(s: Session, project: Project, name: str) -> AlertRule:

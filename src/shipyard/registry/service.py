@@ -181,12 +181,7 @@ def models_out(
             .group_by(ModelVersion.model_id)
         )
     }
-    projects = {
-        p.id: p.name
-        for p in session.scalars(
-            select(Project).where(Project.id.in_({m.project_id for m in models}))
-        )
-    }
+    projects = tracking.project_names(session, (m.project_id for m in models))
     names = users.user_names(session, {m.created_by for m in models})
     out = []
     for m in models:

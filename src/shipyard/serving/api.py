@@ -94,14 +94,8 @@ class Serving:
             for version, (signature, reference) in sorted(inputs.items())
         ]
         for v in versions:
-            if v["status"] in ("ok", "drift"):
-                features = v["features"]
-                self.router.metrics.drift(
-                    name,
-                    str(v["version"]),
-                    sum(f.drifted for f in features),
-                    max((f.psi for f in features), default=0.0),
-                )
+            if v["status"] in drift.MEASURED:
+                self.router.metrics.drift(name, str(v["version"]), *drift.totals(v["features"]))
         return DriftOut.model_validate(
             {
                 "threshold": settings.serving_drift_threshold,

@@ -130,7 +130,7 @@ def compare(
     out = []
     for name, values in features(current).items():
         ref = ref_features.get(name)
-        if ref is None or not len(ref) or not len(values):
+        if ref is None:
             continue
         finite_ref, finite_cur = ref[np.isfinite(ref)], values[np.isfinite(values)]
         if not len(finite_ref) or not len(finite_cur):
@@ -148,6 +148,15 @@ def compare(
         )
     out.sort(key=lambda f: f.psi, reverse=True)
     return out
+
+
+MEASURED = ("ok", "drift")  # the statuses of a version whose features were compared
+
+
+def totals(features: Iterable[Any]) -> tuple[int, float]:
+    """How many of a version's compared features drifted, and the largest PSI among them."""
+    features = list(features)
+    return sum(f.drifted for f in features), max((f.psi for f in features), default=0.0)
 
 
 def current_inputs(

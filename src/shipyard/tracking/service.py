@@ -45,6 +45,14 @@ def find_project(session: Session, name: str) -> Project | None:
     return session.scalar(select(Project).where(Project.name == name))
 
 
+def project_names(session: Session, ids: Iterable[str] | None = None) -> dict[str, str]:
+    """Project names by id (of the given ids, or of every project)."""
+    stmt = select(Project.id, Project.name)
+    if ids is not None:
+        stmt = stmt.where(Project.id.in_(set(ids)))
+    return {pid: name for pid, name in session.execute(stmt)}
+
+
 def create_project(session: Session, name: str, user_id: str, description: str = "") -> Project:
     """A new project; its creator becomes its owner."""
     if find_project(session, name) is not None:

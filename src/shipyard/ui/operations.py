@@ -10,7 +10,6 @@ actor, action and since filters; maintainers, as the API).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fastapi import Request, Response
@@ -122,26 +121,28 @@ def sweep_page(request: Request, sweep_id: str, caller: UiCallerDep, rt: Runtime
         roles.require(s, caller, sweep.project_id, Role.viewer, "the sweep's project")
         out = sweeps.sweeps_out(s, [sweep])[0]
     params = list(dict.fromkeys(k for t in out.trials for k in t.params))
+    trials = sorted(out.trials, key=lambda t: t.number)
+    values = [views.finite(t.value) for t in trials]  # a NaN trial never becomes the best
     best_so_far: dict[int, float | None] = {}
     best: float | None = None
-    for t in sorted(out.trials, key=lambda t: t.number):
-        value = _finite(t.value)  # a NaN trial never becomes the best
+    for t, value in zip(trials, values, strict=True):
         if value is not None and (
             best is None or (value > best if out.goal == "maximize" else value < best)
         ):
             best = value
         best_so_far[t.number] = best
-    trials = sorted(out.trials, key=lambda t: t.number)
     progress = {  # JSON for the chart: NaN and infinities (a diverged trial) become gaps
         "x": [t.number for t in trials],
         "series": [
-            {"label": out.metric, "values": [_finite(t.value) for t in trials], "points": True},
-            {"label": "best so far", "values": [_finite(best_so_far[t.number]) for t in trials]},
+            {"label": out.metric, "values": values, "points": True},
+            {"label": "best so far", "values": [best_so_far[t.number] for t in trials]},
         ],
     }
     # The trials with a value, best first, as many as compare takes (parallel coordinates).
     sign = 1.0 if out.goal == "minimize" else -1.0
-    scored = [(sign * v, t) for t in trials if (v := _finite(t.value)) is not None and t.run_id]
+    scored = [
+        (sign * v, t) for t, v in zip(trials, values, strict=True) if v is not None and t.run_id
+    ]
     ranked = [t for _, t in sorted(scored, key=lambda pair: pair[0])]
     compare = ",".join(str(t.run_id) for t in ranked[: views.MAX_COMPARE])
     context = {
@@ -153,10 +154,6 @@ def sweep_page(request: Request, sweep_id: str, caller: UiCallerDep, rt: Runtime
         "compared": min(len(ranked), views.MAX_COMPARE),
     }
     return render(request, "sweep.html", context)
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 @router.get("/projects/{name}/audit")

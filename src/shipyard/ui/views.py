@@ -355,7 +355,8 @@ def last_values(runs: Sequence[RunOut], system: bool = False) -> list[dict[str, 
     ]
 
 
-def _number(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """A number as a float, or None for NaN, infinities and anything not a number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
@@ -373,7 +374,7 @@ def parallel_coordinates(
         for row in rows:
             if prefix == "config" and row.same and len(runs) > 1:
                 continue
-            nums = [_number(v) for v in row.values]
+            nums = [finite(v) for v in row.values]
             present = [v for v in row.values if v is not None]
             if not present:
                 continue
