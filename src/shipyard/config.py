@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         gt=0,
         description="How often alert rules are evaluated (and the granularity of their 'for').",
     )
+    allow_private_webhooks: bool = Field(
+        False,
+        description="Let alert channels send to private and loopback addresses (10/8, "
+        "192.168/16, 127/8, fc00::/7...); link-local, metadata and this server stay refused.",
+    )
     s3_endpoint_url: str | None = Field(
         None,
         description="Endpoint of an S3-compatible store (MinIO, Ceph, moto) for s3:// artifacts.",

@@ -60,9 +60,14 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def alerting(tmp_path: Path, database_url: str) -> Iterator[DriftServer]:
-    """SQLite and PostgreSQL; alerts evaluated every 0.2 s; version 1 of ``mlp`` has reference
-    data."""
-    with reference_server(tmp_path, database_url=database_url, alert_interval_s=0.2) as d:
+    """SQLite and PostgreSQL; alerts evaluated every 0.2 s; channels may send to private
+    addresses; version 1 of ``mlp`` has reference data."""
+    with reference_server(
+        tmp_path,
+        database_url=database_url,
+        alert_interval_s=0.2,
+        allow_private_webhooks=True,  # the tests' receivers listen on loopback (127.0.0.1)
+    ) as d:
         yield d
 
 

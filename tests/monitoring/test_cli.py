@@ -63,6 +63,10 @@ def test_alerts_from_the_cli(alerting: DriftServer, receiver: Receiver) -> None:
         (["alerts", "create", "x", "--endpoint", "nope", "--when", "rate < 1"], "no endpoint"),
         (["alerts", "channels", "rm", "ops"], "used by rules ['errors']"),
         (["alerts", "channels", "test", "down"], "not delivered after 3 tries: HTTP 500"),
+        (
+            ["alerts", "channels", "add", "imds", "--url", "http://169.254.169.254/"],
+            "points at a link-local or cloud metadata address (169.254.169.254): refused",
+        ),
     ]:
         refused(args, env, message)
     sy(d, "alerts", "rm", "errors")

@@ -75,6 +75,7 @@ def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Governed]:
         worker_gpus="",
         dispatch_interval_s=0.2,
         sweep_interval_s=0.2,
+        allow_private_webhooks=True,  # the alerts page's channel points at 127.0.0.1:9
     )
     app = create_app(settings)
     g_tokens: dict[str, str] = {}

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from shipyard.audit import service as audit
 from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
 from shipyard.auth.roles import Role
-from shipyard.monitoring import notify, service
+from shipyard.monitoring import notify, service, targets
 from shipyard.monitoring.schemas import (
     ChannelCreate,
     ChannelOut,
@@ -61,10 +61,12 @@ def list_channels(project: str, caller: CallerDep, rt: RuntimeDep) -> list[Chann
 def create_channel(
     project: str, body: ChannelCreate, caller: CallerDep, rt: RuntimeDep
 ) -> ChannelOut:
-    """Add a Slack incoming webhook or a JSON webhook (maintainers)."""
+    """Add a Slack incoming webhook or a JSON webhook (maintainers); 422 for a URL this server
+    may not send to (link-local, cloud metadata, itself; private unless allowed)."""
+    policy = targets.Policy.of(rt.settings)
     with rt.db.session() as s:
         p = project_for(s, caller, project, Role.maintainer)
-        channel = service.create_channel(s, p, caller.user_id, body)
+        channel = service.create_channel(s, p, caller.user_id, body, policy)
         out = service.channel_out(channel)
         _audit(s, caller, "alert.channel.create", p, body.name, after=out.model_dump(mode="json"))
         return out
@@ -90,7 +92,8 @@ def test_channel(project: str, name: str, caller: CallerDep, rt: RuntimeDep) -> 
         _audit(s, caller, "alert.channel.test", p, name)
     text = f"[TEST] {project}/{name}: a test notification from Shipyard, sent by {caller.name}"
     fields = {"status": "test", "project": project, "rule": None, "endpoint": None}
-    delivery = notify.deliver(*target, {**fields, "value": None, "text": text, "at": None})
+    event = {**fields, "value": None, "text": text, "at": None}
+    delivery = notify.deliver(*target, event, targets.Policy.of(rt.settings))
     return DeliveryOut.model_validate(delivery.to_dict())
 
 

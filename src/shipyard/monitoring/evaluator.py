@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from shipyard.background import Periodic
 from shipyard.db import utcnow
 from shipyard.errors import NotFound
-from shipyard.monitoring import notify, service
+from shipyard.monitoring import notify, service, targets
 from shipyard.monitoring.tables import AlertEvent, AlertRule
 from shipyard.runtime import Runtime
 from shipyard.serving import drift
@@ -45,6 +45,7 @@ class AlertEvaluator(Periodic):
         self.rt = rt
         self.serving = serving
         self.interval_s = rt.settings.alert_interval_s
+        self.policy = targets.Policy.of(rt.settings)
         self.gauge = Gauge(
             "shipyard_alert_state",
             "Alert rule state: 0 ok, 1 pending, 2 firing.",
@@ -124,7 +125,7 @@ class AlertEvaluator(Periodic):
                 }
                 todo.append((event.id, fields, channels))
         for event_id, fields, channels in todo:
-            deliveries = [notify.deliver(*c, fields).to_dict() for c in channels]
+            deliveries = [notify.deliver(*c, fields, self.policy).to_dict() for c in channels]
             if deliveries:
                 with self.rt.db.session() as s:
                     row = s.get(AlertEvent, event_id)

@@ -30,6 +30,7 @@ from shipyard.monitoring.schemas import (
     masked,
 )
 from shipyard.monitoring.tables import AlertChannel, AlertEvent, AlertRule
+from shipyard.monitoring.targets import Policy, Refused, check_new
 from shipyard.serving import service as serving
 from shipyard.tracking import service as tracking
 from shipyard.tracking.tables import Project
@@ -63,9 +64,17 @@ def get_channel(s: Session, project: Project, name: str) -> AlertChannel:
     return channel
 
 
-def create_channel(s: Session, project: Project, user_id: str, body: ChannelCreate) -> AlertChannel:
+def create_channel(
+    s: Session, project: Project, user_id: str, body: ChannelCreate, policy: Policy
+) -> AlertChannel:
+    """Add a channel whose URL ``policy`` allows (422 with the rule otherwise; a host that
+    does not resolve yet is accepted, and checked again before each delivery)."""
     if any(c.name == body.name for c in list_channels(s, project.id)):
         raise Conflict(f"project {project.name!r} already has a channel {body.name!r}")
+    try:
+        check_new(body.url, policy)
+    except Refused as exc:
+        raise Unprocessable(str(exc)) from exc
     channel = AlertChannel(
         project_id=project.id, name=body.name, kind=body.kind, url=body.url, created_by=user_id
     )
