@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -22,6 +22,7 @@ from shipyard.config import Settings
 from shipyard.data.api import router as data_router
 from shipyard.db import Database
 from shipyard.errors import ShipyardError, Unavailable, Unprocessable
+from shipyard.inputs import refuse_unstorable
 from shipyard.jobs.api import router as jobs_router
 from shipyard.jobs.background import JobServices
 from shipyard.jobs.sweep_api import router as sweep_router
@@ -162,6 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Self-hosted deep learning as a service.",
         lifespan=lifespan,
+        # Every route: a NUL or lone surrogate in a parameter or a JSON body is a 422.
+        dependencies=[Depends(refuse_unstorable)],
     )
     app.state.runtime = rt
     app.state.serving = serving

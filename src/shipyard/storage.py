@@ -19,10 +19,22 @@ from shipyard.errors import NotFound, PathNotAllowed, PayloadTooLarge
 CHUNK = 1024 * 1024
 
 
+MAX_PATH = 1024  # characters of a whole path (the artifact columns' width, S3's key limit)
+MAX_NAME = 255  # bytes of one part of it (NAME_MAX of Linux file systems)
+
+
 def safe_path(path: str) -> str:
-    """Normalise a user-given relative path; refuse absolute paths and ``..``."""
+    """Normalise a user-given relative path; refuse absolute paths, ``..`` and names too long
+    for a file system."""
     if not path or "\x00" in path or "\\" in path:
         raise PathNotAllowed(f"artifact path {path!r} is not allowed")
+    if len(path) > MAX_PATH or any(
+        len(p.encode(errors="replace")) > MAX_NAME for p in path.split("/")
+    ):
+        raise PathNotAllowed(
+            f"artifact path {path[:64]!r}... is too long: at most {MAX_PATH} characters, "
+            f"{MAX_NAME} bytes between slashes"
+        )
     parts = path.split("/")
     if path.startswith("/") or any(p in ("..", ".") for p in parts):
         raise PathNotAllowed(f"artifact path {path!r} must be relative and stay inside the run")

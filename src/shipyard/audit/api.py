@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
 from shipyard.audit import service
@@ -13,6 +13,7 @@ from shipyard.auth import roles
 from shipyard.auth.deps import CallerDep, RuntimeDep
 from shipyard.auth.roles import Role
 from shipyard.errors import Forbidden
+from shipyard.inputs import Limit
 from shipyard.tracking import service as tracking
 
 router = APIRouter(prefix="/api", tags=["audit"])
@@ -40,9 +41,9 @@ def list_audit(
     project: str | None = None,
     since: str | None = None,
     actor: str | None = None,
-    action: str | None = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
     object_id: str | None = None,
-    limit: int = 100,
+    limit: Limit = 100,
 ) -> list[AuditOut]:
     """Audit records, newest first: a project's for its maintainers, everything for admins."""
     with rt.db.read() as s:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shipyard.inputs import Size
+
 DATASET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 SHA256 = r"^[0-9a-f]{64}$"
 # name, name@3, name@latest, project/name@3
@@ -18,7 +20,7 @@ class FileEntry(BaseModel):
     """One file of a manifest: its bytes are the concatenation of its chunks (blobs)."""
 
     path: str = Field(min_length=1, max_length=1024)
-    size: int = Field(ge=0)
+    size: Size
     sha256: str = Field(pattern=SHA256)
     chunks: list[str] = Field(default_factory=list, description="sha256 of each chunk, in order")
 

@@ -30,6 +30,7 @@ from shipyard.data.schemas import (
 from shipyard.data.tables import Blob, Dataset, DatasetVersion
 from shipyard.db import utcnow
 from shipyard.errors import NotFound, Unprocessable
+from shipyard.inputs import INT32_MAX
 from shipyard.storage import Storage, StoredBlob, safe_path
 from shipyard.tracking import service as tracking
 from shipyard.tracking.tables import Project
@@ -203,7 +204,9 @@ def get_version(session: Session, dataset: Dataset, version: str | int) -> Datas
     stmt = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
     if str(version) == "latest":
         stmt = stmt.order_by(DatasetVersion.version.desc()).limit(1)
-    elif str(version).isdigit():
+    elif str(version).isascii() and str(version).isdigit():  # not "²", which int() refuses
+        if int(version) > INT32_MAX:  # past the column: no such version
+            raise NotFound(f"dataset {dataset.name!r} has no version {version}")
         stmt = stmt.where(DatasetVersion.version == int(version))
     else:
         raise Unprocessable(f"dataset version {version!r} must be a number or 'latest'")

@@ -21,6 +21,7 @@ from shipyard.auth import roles
 from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
 from shipyard.auth.roles import Role
 from shipyard.errors import Forbidden
+from shipyard.inputs import Cursor, Limit
 from shipyard.jobs import cost, service
 from shipyard.jobs.schemas import FINAL, JobCreate, JobOut, QuotaIn, QuotaOut, UsageOut
 from shipyard.jobs.tables import Job
@@ -95,7 +96,7 @@ def list_jobs(
     project: str | None = None,
     state: str | None = None,
     sweep: str | None = None,
-    limit: int = 100,
+    limit: Limit = 100,
 ) -> list[JobOut]:
     """Jobs, newest first, in one project or every project the caller can read."""
     with rt.db.read() as s:
@@ -154,8 +155,8 @@ async def job_logs(
     caller: CallerDep,
     rt: RuntimeDep,
     follow: bool = False,
-    after: int = 0,
-    last_event_id: Annotated[int | None, Header()] = None,
+    after: Cursor = 0,
+    last_event_id: Annotated[Cursor | None, Header()] = None,
 ) -> Response:
     """The job's output. ``follow=true`` streams it as server-sent events (``data:`` lines,
     ``id:`` a cursor to resume from, a final ``event: end`` carrying the job's state)."""

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from shipyard.data.schemas import DATASET_REF, FileEntry
+from shipyard.inputs import Attempt, Count, Finite, FreeForm, Int32
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 CLASS_NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -35,15 +36,15 @@ class JobCreate(BaseModel):
     command: list[str] = Field(min_length=1, max_length=1000)
     snapshot: list[FileEntry] = Field(default_factory=list, max_length=100_000)
     env: dict[str, str] = Field(default_factory=dict)
-    config: dict[str, Any] = Field(default_factory=dict, description="The run's config.")
-    cpus: float = Field(1.0, gt=0, le=4096, description="CPU cores (slots) the job needs.")
+    config: FreeForm = Field(default_factory=dict, description="The run's config.")
+    cpus: Finite = Field(1.0, gt=0, le=4096, description="CPU cores (slots) the job needs.")
     gpus: int = Field(0, ge=0, le=64, description="GPUs, handed out as CUDA_VISIBLE_DEVICES.")
-    memory_gb: float = Field(0.0, ge=0, le=65536, description="Memory the job needs (0: any).")
+    memory_gb: Finite = Field(0.0, ge=0, le=65536, description="Memory the job needs (0: any).")
     resource_class: str | None = Field(None, pattern=CLASS_NAME)
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
-    timeout_s: float | None = Field(None, gt=0, le=366 * 86400)
+    timeout_s: Finite | None = Field(None, gt=0, le=366 * 86400)
     retries: int = Field(0, ge=0, le=20, description="Retries after a failed or lost attempt.")
-    retry_backoff_s: float = Field(10.0, ge=0, le=86400, description="Doubles each retry.")
+    retry_backoff_s: Finite = Field(10.0, ge=0, le=86400, description="Doubles each retry.")
     datasets: list[DatasetRef] = Field(default_factory=list, max_length=100)
 
 
@@ -84,9 +85,9 @@ class JobOut(BaseModel):
 class WorkerCreate(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     host: str = Field("", max_length=256)
-    cpus: float = Field(gt=0, le=4096)
+    cpus: Finite = Field(gt=0, le=4096)
     gpus: list[str] = Field(default_factory=list, max_length=64)
-    memory_gb: float = Field(0.0, ge=0)
+    memory_gb: Finite = Field(0.0, ge=0)
     resource_class: str = Field("default", pattern=CLASS_NAME)
 
 
@@ -140,15 +141,15 @@ class Assignment(BaseModel):
 
 class JobStateIn(BaseModel):
     worker_id: str = Field(max_length=32)
-    attempt: int = Field(ge=1)
+    attempt: Attempt
     state: JobState
-    exit_code: int | None = None
+    exit_code: Int32 | None = None
     message: str = Field("", max_length=10_000)
 
 
 class QuotaIn(BaseModel):
-    max_gpus: int | None = Field(None, ge=0, description="GPUs the project may use at once.")
-    cpu_hours_per_month: float | None = Field(None, ge=0, description="CPU-hours a month.")
+    max_gpus: Count | None = Field(None, description="GPUs the project may use at once.")
+    cpu_hours_per_month: Finite | None = Field(None, ge=0, description="CPU-hours a month.")
 
 
 class QuotaOut(BaseModel):
@@ -178,7 +179,7 @@ class UsageOut(BaseModel):
 
 
 class SweepCreate(BaseModel):
-    config: dict[str, Any] = Field(description="The sweep.yaml, as JSON.")
+    config: FreeForm = Field(description="The sweep.yaml, as JSON.")
     snapshot: list[FileEntry] = Field(default_factory=list, max_length=100_000)
 
 

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from shipyard.audit import service as audit
 from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
 from shipyard.errors import Forbidden, PayloadTooLarge
+from shipyard.inputs import Attempt
 from shipyard.jobs import service, workers
 from shipyard.jobs.api import poke
 from shipyard.jobs.schemas import (
@@ -92,7 +93,12 @@ def claim(worker_id: str, caller: CallerDep, rt: RuntimeDep) -> list[Assignment]
 
 @router.post("/jobs/{job_id}/logs", status_code=204)
 async def append_log(
-    job_id: str, worker_id: str, attempt: int, request: Request, caller: CallerDep, rt: RuntimeDep
+    job_id: str,
+    worker_id: str,
+    attempt: Attempt,
+    request: Request,
+    caller: CallerDep,
+    rt: RuntimeDep,
 ) -> None:
     """Append a chunk of the job's output (the raw body)."""
     require_admin(caller)

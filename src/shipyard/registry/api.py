@@ -7,9 +7,9 @@ are protected. Every mutation writes one audit record in its transaction.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,7 @@ from shipyard.auth import roles
 from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
 from shipyard.auth.roles import Role
 from shipyard.errors import NotFound
+from shipyard.inputs import Version
 from shipyard.registry import service
 from shipyard.registry.schemas import (
     AliasRequestCreate,
@@ -72,7 +73,10 @@ def _record(
 
 @router.get("/models", response_model=list[ModelOut])
 def search_models(
-    caller: CallerDep, rt: RuntimeDep, project: str | None = None, q: str | None = None
+    caller: CallerDep,
+    rt: RuntimeDep,
+    project: str | None = None,
+    q: Annotated[str | None, Query(max_length=128)] = None,  # a model name is at most 128
 ) -> list[ModelOut]:
     """Models whose name contains ``q``, in one project or every project the caller can read."""
     with rt.db.read() as s:
@@ -184,7 +188,7 @@ def list_versions(
 
 @router.get(MODEL + "/versions/{version}", response_model=VersionOut)
 def get_version(
-    project: str, name: str, version: int, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, version: Version, caller: CallerDep, rt: RuntimeDep
 ) -> VersionOut:
     """One version: signature, files, lineage, aliases."""
     with rt.db.read() as s:
@@ -194,7 +198,12 @@ def get_version(
 
 @router.patch(MODEL + "/versions/{version}", response_model=VersionOut)
 def update_version(
-    project: str, name: str, version: int, body: VersionUpdate, caller: CallerDep, rt: RuntimeDep
+    project: str,
+    name: str,
+    version: Version,
+    body: VersionUpdate,
+    caller: CallerDep,
+    rt: RuntimeDep,
 ) -> VersionOut:
     """Describe or tag a version (developers), or archive/restore it (maintainers)."""
     needed = Role.maintainer if body.status is not None else Role.developer
@@ -216,7 +225,7 @@ def update_version(
 
 @router.delete(MODEL + "/versions/{version}", status_code=204)
 def delete_version(
-    project: str, name: str, version: int, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, version: Version, caller: CallerDep, rt: RuntimeDep
 ) -> None:
     """Delete a version and its files (maintainers; refused while an alias points at it)."""
     with rt.db.session() as s:
@@ -228,7 +237,7 @@ def delete_version(
 
 @router.get(MODEL + "/versions/{version}/files/{path:path}")
 def download_file(
-    project: str, name: str, version: int, path: str, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, version: Version, path: str, caller: CallerDep, rt: RuntimeDep
 ) -> StreamingResponse:
     """One file of a version's package, streamed, with ``X-Content-SHA256``."""
     with rt.db.read() as s:

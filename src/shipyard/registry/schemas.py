@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shipyard.inputs import Version
+
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 # Lower-case, starting with a letter, so an alias never reads as a version number.
 ALIAS_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
@@ -28,7 +30,7 @@ class VersionCreate(BaseModel):
     source: str = Field(description="Where the package is: runs:/RUN_ID/PATH.", max_length=1024)
     description: str = Field("", max_length=10_000)
     tags: dict[str, str] = Field(default_factory=dict)
-    parent_version: int | None = Field(None, ge=1, description="Default: the latest version.")
+    parent_version: Version | None = Field(None, description="Default: the latest version.")
 
 
 class VersionUpdate(BaseModel):
@@ -38,12 +40,12 @@ class VersionUpdate(BaseModel):
 
 
 class AliasSet(BaseModel):
-    version: int = Field(ge=1)
+    version: Version
 
 
 class AliasRequestCreate(BaseModel):
     alias: str = Field(pattern=ALIAS_NAME)
-    version: int = Field(ge=1)
+    version: Version
     reason: str = Field("", max_length=10_000)
 
 

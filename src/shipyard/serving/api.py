@@ -374,7 +374,7 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 def _version(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit int() refuses
         raise NotFound(f"version {text!r} is not a number")
     return int(text)
 

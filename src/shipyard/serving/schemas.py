@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
+
+from shipyard.inputs import Finite, Version
 
 ENDPOINT_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -16,15 +18,15 @@ class EndpointDeploy(BaseModel):
     name: str = Field(pattern=ENDPOINT_NAME, description="DNS-style: a-z, 0-9, -")
     project: str
     model: str = Field(description="Registered model name.")
-    version: int | None = Field(None, ge=1)
+    version: Version | None = None
     alias: str | None = Field(None, description="Deploy the version this alias points at.")
     replicas: int | None = Field(None, ge=0, le=64, description="Fixed replica count.")
     min_replicas: int | None = Field(None, ge=0, le=64)
     max_replicas: int | None = Field(None, ge=1, le=64)
-    target_in_flight: float | None = Field(None, gt=0, le=10_000)
-    idle_timeout_s: float | None = Field(None, gt=0)
+    target_in_flight: Finite | None = Field(None, gt=0, le=10_000)
+    idle_timeout_s: Finite | None = Field(None, gt=0)
     max_batch_size: int | None = Field(None, ge=1, le=4096)
-    max_delay_ms: float | None = Field(None, ge=0, le=10_000)
+    max_delay_ms: Finite | None = Field(None, ge=0, le=10_000)
     canary: int | None = Field(None, ge=1, le=99, description="Percent of traffic for it.")
 
     @model_validator(mode="after")
@@ -35,18 +37,20 @@ class EndpointDeploy(BaseModel):
 
 
 class Traffic(BaseModel):
-    weights: dict[int, int] = Field(description="version -> percent; they must add up to 100")
+    weights: dict[Version, Annotated[int, Field(ge=0, le=100)]] = Field(
+        description="version -> percent; they must add up to 100"
+    )
 
 
 class Promote(BaseModel):
-    version: int = Field(ge=1)
+    version: Version
 
 
 class Scale(BaseModel):
     min_replicas: int = Field(ge=0, le=64)
     max_replicas: int = Field(ge=1, le=64)
-    target_in_flight: float | None = Field(None, gt=0)
-    idle_timeout_s: float | None = Field(None, gt=0)
+    target_in_flight: Finite | None = Field(None, gt=0)
+    idle_timeout_s: Finite | None = Field(None, gt=0)
 
 
 class ReplicaOut(BaseModel):

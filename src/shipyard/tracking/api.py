@@ -21,6 +21,7 @@ from shipyard.auth import roles
 from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
 from shipyard.auth.roles import Role
 from shipyard.errors import NotFound, PayloadTooLarge, Unprocessable
+from shipyard.inputs import Int32, Limit, Offset, check_json
 from shipyard.tracking import files, metrics, service
 from shipyard.tracking.schemas import (
     ArtifactOut,
@@ -123,8 +124,8 @@ def search_runs(
         str | None, Query(description="e.g. config.lr < 0.01 and summary.acc > 0.9")
     ] = None,
     order_by: Annotated[list[str], Query(description="fields, '-' for descending")] = [],  # noqa: B006
-    limit: int = 100,
-    offset: int = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Response:
     """Search runs with the filter language, sorted and paginated (environment omitted)."""
     with rt.db.read() as s:
@@ -192,6 +193,7 @@ async def log_batch(
     body = await request.body()
     if len(body) > rt.settings.max_body_bytes:
         raise PayloadTooLarge(f"log batch is larger than {rt.settings.max_body_bytes} bytes")
+    check_json(body)
     batch = LogBatchIn.model_validate_json(body)
 
     def apply() -> LogBatchOut:
@@ -277,7 +279,7 @@ async def log_image(
     caller: CallerDep,
     rt: RuntimeDep,
     key: str,
-    step: int = 0,
+    step: Int32 = 0,
     caption: str = "",
 ) -> ImageOut:
     """Log a PNG (the request body) under ``key`` at ``step``."""

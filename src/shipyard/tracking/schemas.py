@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shipyard.inputs import FreeForm, Int32, Int64
+
 PROJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 RUN_ID_PATTERN = r"^[0-9a-f]{32}$"
 KEY_PATTERN = r"^[^\x00-\x1f]{1,256}$"
@@ -45,10 +47,10 @@ class RunCreate(BaseModel):
     id: str | None = Field(None, pattern=RUN_ID_PATTERN, description="Client-chosen id (resume).")
     project: str = Field(pattern=PROJECT_PATTERN)
     name: str | None = Field(None, max_length=256)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: FreeForm = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list, max_length=256)
     notes: str = Field("", max_length=100_000)
-    environment: dict[str, Any] = Field(default_factory=dict)
+    environment: FreeForm = Field(default_factory=dict)
     created_at: datetime | None = Field(None, description="When it started (offline runs).")
 
 
@@ -57,7 +59,7 @@ class RunUpdate(BaseModel):
     status: RunStatus | None = None
     tags: list[str] | None = Field(None, max_length=256)
     notes: str | None = Field(None, max_length=100_000)
-    config: dict[str, Any] | None = Field(None, description="Merged into the run's config.")
+    config: FreeForm | None = Field(None, description="Merged into the run's config.")
     finished_at: datetime | None = None
 
 
@@ -97,7 +99,7 @@ class MetricSeriesIn(BaseModel):
     """Points of one metric, columnar; ``timestamps`` default to the time of receipt."""
 
     key: str = Field(pattern=KEY_PATTERN)
-    steps: list[int]
+    steps: list[Int64]
     values: list[float]
     timestamps: list[float] | None = None
 
@@ -152,7 +154,7 @@ class ImageOut(BaseModel):
 
 class CheckpointCreate(BaseModel):
     path: str = Field(min_length=1, max_length=1024, description="An artifact of the run.")
-    step: int | None = None
+    step: Int32 | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
