@@ -65,6 +65,22 @@ class SweepSpec:
     datasets: list[str]
 
 
+def _whole(value: Any, field: str) -> int:
+    """An integer field of a sweep.yaml (a float like 2.0 too), or a 422 naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise Unprocessable(f"{field} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def _mapping(value: Any, field: str) -> dict[str, Any]:
+    """A mapping field of a sweep.yaml (absent is empty), or a 422 naming it."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Unprocessable(f"{field} must be a mapping, got {type(value).__name__}")
+    return value
+
+
 def _distribution(name: str, p: dict[str, Any]) -> BaseDistribution | None:
     """The Optuna distribution of one parameter (None for a fixed ``value``)."""
     if "value" in p:
@@ -85,7 +101,10 @@ def _distribution(name: str, p: dict[str, Any]) -> BaseDistribution | None:
     if kind == "uniform":
         return FloatDistribution(float(lo), float(hi))
     if kind == "q_uniform":
-        return FloatDistribution(float(lo), float(hi), step=float(p.get("q", 1.0)))
+        q = p.get("q", 1.0)
+        if isinstance(q, bool) or not isinstance(q, int | float) or not q > 0:
+            raise Unprocessable(f"parameter {name!r}: q must be a number > 0")
+        return FloatDistribution(float(lo), float(hi), step=float(q))
     if kind in ("log_uniform_values", "log_uniform"):
         if lo <= 0:
             raise Unprocessable(f"parameter {name!r}: a log-uniform min must be > 0")
@@ -144,31 +163,38 @@ def parse_config(config: dict[str, Any]) -> SweepSpec:
             raise Unprocessable(f"method grid needs values lists; {', '.join(bad)} are ranges")
         grid = {n: list(d.choices) for n, d in searched.items()}  # type: ignore[attr-defined]
     size = math.prod(len(v) for v in grid.values()) if grid else None
-    run_cap = int(config.get("run_cap", size or DEFAULT_RUN_CAP))
+    run_cap = _whole(config.get("run_cap", size or DEFAULT_RUN_CAP), "run_cap")
     if size is not None:
         run_cap = min(run_cap, size)
-    parallelism = int(config.get("parallelism", 1))
+    parallelism = _whole(config.get("parallelism", 1), "parallelism")
     if not 1 <= run_cap <= 10_000 or not 1 <= parallelism <= 1000:
         raise Unprocessable("run_cap must be 1..10000 and parallelism 1..1000")
     early = config.get("early_terminate")
     if early is not None:
         if not isinstance(early, dict) or early.get("type") not in TERMINATORS:
             raise Unprocessable("early_terminate.type: use hyperband, asha or median")
+        # make_study reads them as integers (a reduction factor below 2 makes Optuna raise)
+        for key, least in (("min_iter", 1), ("eta", 2), ("min_trials", 0)):
+            if key in early and not least <= _whole(early[key], f"early_terminate.{key}") <= 10**6:
+                raise Unprocessable(f"early_terminate.{key} must be {least}..1000000")
     command = config.get("command") or ["${interpreter}", "${program}", "${args}"]
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
         raise Unprocessable("command must be a list of strings")
     if any("${program}" in c for c in command) and not config.get("program"):
         raise Unprocessable("program: name the script to run (or give a command)")
-    resources = config.get("resources") or {}
+    resources = _mapping(config.get("resources"), "resources")
     job = {k: v for k, v in resources.items() if k in JOB_FIELDS}
     unknown = set(resources) - JOB_FIELDS
     if unknown:
         raise Unprocessable(f"resources: unknown field(s) {', '.join(sorted(unknown))}")
-    job["env"] = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
+    job["env"] = {str(k): str(v) for k, v in _mapping(config.get("env"), "env").items()}
     try:
         JobCreate(command=["x"], **job)
     except ValidationError as exc:
         raise Unprocessable(f"resources: {exc.errors()[0]['msg']}") from None
+    datasets = config.get("datasets") or []
+    if not isinstance(datasets, list):
+        raise Unprocessable("datasets must be a list of NAME@VERSION")
     return SweepSpec(
         name=str(config.get("name") or f"{method}-{metric['name']}")[:256],
         method=method,
@@ -182,7 +208,7 @@ def parse_config(config: dict[str, Any]) -> SweepSpec:
         early_terminate=early,
         command=[c.replace("${program}", str(config.get("program", ""))) for c in command],
         job=job,
-        datasets=[str(d) for d in config.get("datasets") or []],
+        datasets=[str(d) for d in datasets],
     )
 
 
