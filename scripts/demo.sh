@@ -46,13 +46,17 @@ $PY examples/digits/predict.py --endpoint digits --seconds "${SHIPYARD_DEMO_LOAD
 $PY -m shipyard endpoints show digits
 $PY -m shipyard endpoints drift digits --top 5
 $PY -m shipyard alerts ls --project digits
+# The browser signs in with a one-time link (the server printed one at start; this is a new one).
+LOGIN=$($PY -m shipyard ui)
+HOME_DIR="${SHIPYARD_HOME:-$HOME/.shipyard}"
 cat <<MSG
 
 Shipyard is serving on $SHIPYARD_URL   (API docs: $SHIPYARD_URL/docs, metrics: $SHIPYARD_URL/metrics)
-Web UI: $SHIPYARD_URL/   (the endpoint: $SHIPYARD_URL/endpoints/digits)
-Data lives in ${SHIPYARD_HOME:-$HOME/.shipyard}. Try:
+Web UI: $LOGIN
+  (a one-time login link; then the endpoint is at $SHIPYARD_URL/endpoints/digits)
+Data lives in $HOME_DIR; the SDK and CLI here use the token in $HOME_DIR/token. Try:
   SHIPYARD_URL=$SHIPYARD_URL .venv/bin/shipyard runs ls -p digits -f "config.lr < 0.01" -s -summary.val/acc
-  curl -s -X POST -d '{"instances": [[0.0, 0.0, 0.3, 0.8, 0.8, 0.2, 0.0, 0.0, 0.0, 0.1, 0.9, 0.6, 0.5, 0.9, 0.1, 0.0, 0.0, 0.2, 0.9, 0.1, 0.0, 0.7, 0.4, 0.0, 0.0, 0.3, 0.6, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.3, 0.5, 0.0, 0.0, 0.6, 0.5, 0.0, 0.0, 0.2, 0.7, 0.0, 0.1, 0.8, 0.3, 0.0, 0.0, 0.0, 0.9, 0.4, 0.7, 0.6, 0.0, 0.0, 0.0, 0.0, 0.3, 0.8, 0.6, 0.1, 0.0, 0.0]]}' $SHIPYARD_URL/v1/models/digits:predict
+  curl -s -H "authorization: Bearer \$(cat $HOME_DIR/token)" -H 'content-type: application/json' -d '{"instances": [[0.0, 0.0, 0.3, 0.8, 0.8, 0.2, 0.0, 0.0, 0.0, 0.1, 0.9, 0.6, 0.5, 0.9, 0.1, 0.0, 0.0, 0.2, 0.9, 0.1, 0.0, 0.7, 0.4, 0.0, 0.0, 0.3, 0.6, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.3, 0.5, 0.0, 0.0, 0.6, 0.5, 0.0, 0.0, 0.2, 0.7, 0.0, 0.1, 0.8, 0.3, 0.0, 0.0, 0.0, 0.9, 0.4, 0.7, 0.6, 0.0, 0.0, 0.0, 0.0, 0.3, 0.8, 0.6, 0.1, 0.0, 0.0]]}' $SHIPYARD_URL/v1/models/digits:predict
 Press Ctrl-C to stop.
 MSG
 if [ "${SHIPYARD_DEMO_WAIT:-1}" = 1 ]; then wait $SERVER; fi

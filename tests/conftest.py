@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from shipyard.client._config import ClientSettings
 from shipyard.config import AuthMode, Settings
 from shipyard.db import make_engine
 from shipyard.migrations import metadata, upgrade
+from shipyard.ui.render import COOKIE
 from tests._postgres import PostgresServer, find_bin, free_port
 
 
@@ -68,9 +70,28 @@ def app(settings: Settings) -> FastAPI:
     return create_app(settings)
 
 
+def app_token(app: FastAPI) -> str:
+    """The local token a server in local mode (the default) keeps in SHIPYARD_HOME/token:
+    what the SDK and CLI on its machine send."""
+    path: Path = app.state.runtime.settings.token_file
+    return path.read_text().strip()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def local_client(app: FastAPI, **kwargs: Any) -> TestClient:
+    """A client of the app in process, with its local token as the SDK and CLI on its machine
+    send it (bearer) and as a browser signed in through the login link keeps it (cookie)."""
+    token = app_token(app)
+    return TestClient(app, headers=bearer(token), cookies={COOKIE: token}, **kwargs)
+
+
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, raise_server_exceptions=False) as c:
+    """The app in process, calling as the SDK on its machine does (with the local token)."""
+    with local_client(app, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -102,6 +123,8 @@ class ServerThread:
     def __init__(self, app: FastAPI, port: int | None = None) -> None:
         self.port = port or free_port()  # the app's settings.port, when jobs must call back
         self.url = f"http://127.0.0.1:{self.port}"
+        token_file: Path = app.state.runtime.settings.token_file
+        self.token = token_file.read_text().strip() if token_file.exists() else None
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )
@@ -130,24 +153,32 @@ def server(app: FastAPI) -> Iterator[ServerThread]:
 
 @pytest.fixture
 def sdk(server: ServerThread, tmp_path: Path) -> ClientSettings:
-    """SDK settings pointing at the real server, with a spool of the test's own."""
-    return ClientSettings(url=server.url, home=tmp_path / "client", token=None)
+    """SDK settings pointing at the real server, with a spool of the test's own, and the token
+    the server keeps in its home (the SDK reads it from there when both share one)."""
+    return ClientSettings(url=server.url, home=tmp_path / "client", token=server.token)
 
 
 class ServerProcess:
     """``python -m shipyard server`` in a child process, so a test can kill it."""
 
     def __init__(
-        self, home: Path, port: int | None = None, database_url: str | None = None
+        self,
+        home: Path,
+        port: int | None = None,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.home = home
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
+        self.env = env  # the whole environment (default: this process's)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.token = ""  # the local token, once started
+        self.stderr = ""  # what it printed, once killed (unless a test read it first)
 
     def start(self) -> ServerProcess:
-        env = {**os.environ, "SHIPYARD_HOME": str(self.home)}
+        env = {**(os.environ if self.env is None else self.env), "SHIPYARD_HOME": str(self.home)}
         if self.database_url:
             env["SHIPYARD_DATABASE_URL"] = self.database_url
         self.proc = subprocess.Popen(
@@ -169,6 +200,8 @@ class ServerProcess:
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    token_file = self.home / "token"
+                    self.token = token_file.read_text().strip() if token_file.exists() else ""
                     return self
             except httpx.TransportError:
                 time.sleep(0.05)
@@ -180,4 +213,6 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait(10)
         if self.proc is not None and self.proc.stderr is not None:
+            if not self.proc.stderr.closed:
+                self.stderr += self.proc.stderr.read().decode(errors="replace")
             self.proc.stderr.close()

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import shipyard
+from shipyard.app import create_app
+from shipyard.auth import service as auth_service
 from shipyard.cli import app as cli
 from shipyard.client._config import ClientSettings
-from tests.conftest import refused
+from shipyard.config import AuthMode, Settings
+from tests.conftest import ServerThread, bearer, refused
 
 runner = CliRunner()
 
@@ -21,7 +27,12 @@ def invoke(sdk: ClientSettings, *args: str) -> str:
     result = runner.invoke(
         cli,
         list(args),
-        env={"SHIPYARD_URL": sdk.url, "SHIPYARD_HOME": str(sdk.home), "COLUMNS": "250"},
+        env={
+            "SHIPYARD_URL": sdk.url,
+            "SHIPYARD_HOME": str(sdk.home),
+            "SHIPYARD_TOKEN": sdk.token,
+            "COLUMNS": "250",
+        },
     )
     assert result.exit_code == 0, result.output
     return result.output
@@ -104,6 +115,7 @@ def test_errors_are_one_line_and_exit_1(sdk: ClientSettings, args: list[str], me
     env = {
         "SHIPYARD_URL": sdk.url,
         "SHIPYARD_HOME": str(sdk.home),
+        "SHIPYARD_TOKEN": str(sdk.token),
         "COLUMNS": "250",
         "PATH": "/usr/bin:/bin",
     }
@@ -123,23 +135,73 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
 
 
 def test_users_and_tokens_on_the_local_store(tmp_path: Path) -> None:
+    """``--local``: the first admin of a server that requires tokens, before any token exists."""
     env = {"SHIPYARD_HOME": str(tmp_path)}
-    result = runner.invoke(cli, ["users", "create", "alice", "--admin"], env=env)
+    result = runner.invoke(cli, ["users", "create", "alice", "--admin", "--local"], env=env)
     assert result.exit_code == 0 and "alice" in result.output
     result = runner.invoke(
-        cli, ["tokens", "create", "--user", "alice", "--name", "laptop"], env=env
+        cli, ["tokens", "create", "--user", "alice", "--name", "laptop", "--local"], env=env
     )
     token = result.output.strip()
     assert result.exit_code == 0 and token.startswith("sy_") and "\n" not in token
-    assert "laptop" in runner.invoke(cli, ["tokens", "ls", "-u", "alice"], env=env).output
-    assert "alice" in runner.invoke(cli, ["users", "ls"], env=env).output
+    listed = runner.invoke(cli, ["tokens", "ls", "-u", "alice", "--local", "--json"], env=env)
+    assert [t["name"] for t in json.loads(listed.output)] == ["laptop"]
+    assert "alice" in runner.invoke(cli, ["users", "ls", "--local"], env=env).output
     proc = subprocess.run(
-        [sys.executable, "-m", "shipyard", "users", "create", "alice"],
+        [sys.executable, "-m", "shipyard", "users", "create", "alice", "--local"],
         capture_output=True,
         text=True,
         env={**env, "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 1 and "already exists" in proc.stderr
+    refused(["tokens", "create", "--local"], {**env, "PATH": "/usr/bin:/bin"}, "needs --user")
+    with TestClient(create_app(Settings(home=tmp_path, auth=AuthMode.required))) as c:
+        assert c.get("/api/whoami", headers=bearer(token)).json()["name"] == "alice"
+        (record,) = c.get("/api/audit", params={"action": "token."}, headers=bearer(token)).json()
+        assert record["actor"] == "local" and record["client"] == "--local"
+
+
+def test_users_and_tokens_through_the_api(tmp_path: Path) -> None:
+    """Without --local, the commands are API calls with the caller's token, so an admin manages
+    a remote server from a laptop; anyone manages their own tokens."""
+    app = create_app(Settings(home=tmp_path / "server", auth=AuthMode.required))
+    with app.state.runtime.db.session() as s:
+        root = auth_service.create_user(s, "root", is_admin=True)
+        _, admin = auth_service.create_token(s, root, "laptop")
+    with ServerThread(app) as server:
+        base = {"SHIPYARD_URL": server.url, "SHIPYARD_HOME": str(tmp_path / "laptop")}
+        as_root = {**base, "SHIPYARD_TOKEN": admin, "COLUMNS": "200"}
+
+        def sy(env: dict[str, str], *args: str) -> str:
+            result = runner.invoke(cli, list(args), env=env)
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        assert "created user bob (user)" in sy(as_root, "users", "create", "bob")
+        assert {u["name"] for u in json.loads(sy(as_root, "users", "ls", "--json"))} == {
+            "bob",
+            "root",
+        }
+        bobs = sy(as_root, "tokens", "create", "--user", "bob", "--name", "ci").strip()
+        assert bobs.startswith("sy_")
+        as_bob = {**base, "SHIPYARD_TOKEN": bobs, "PATH": "/usr/bin:/bin"}
+        (mine,) = json.loads(sy(as_bob, "tokens", "ls", "--json"))
+        assert mine["name"] == "ci" and "token" not in mine
+        second = sy(as_bob, "tokens", "create", "--name", "notebook").strip()
+        listed = json.loads(sy(as_root, "tokens", "ls", "--user", "bob", "--json"))
+        assert sorted(t["name"] for t in listed) == ["ci", "notebook"]
+        refused(["users", "create", "eve"], as_bob, "is not a server admin")
+        refused(["tokens", "ls", "--user", "root"], as_bob, "is not a server admin")
+        notebook = next(t for t in listed if t["name"] == "notebook")
+        assert f"revoked {notebook['id']}" in sy(as_bob, "tokens", "revoke", notebook["id"])
+        refused(["projects", "ls"], {**as_bob, "SHIPYARD_TOKEN": second}, "unknown or revoked")
+        link = sy(as_bob, "ui").strip()
+        assert link.startswith(f"{server.url}/login?code=")
+        with httpx.Client(follow_redirects=False) as browser:
+            r = browser.get(link)
+            assert r.status_code == 303 and "shipyard_token" in r.headers["set-cookie"]
+            again = browser.get(link)  # one time only
+            assert again.status_code == 200 and "unknown, used or expired" in again.text
 
 
 def test_server_refuses_open_non_loopback_bind(tmp_path: Path) -> None:

@@ -17,7 +17,12 @@ DEMO = Path(__file__).parents[1] / "scripts" / "demo.sh"
 
 
 def test_digits_example_end_to_end(sdk: ClientSettings) -> None:
-    env = {**os.environ, "SHIPYARD_URL": sdk.url, "SHIPYARD_HOME": str(sdk.home)}
+    env = {
+        **os.environ,
+        "SHIPYARD_URL": sdk.url,
+        "SHIPYARD_HOME": str(sdk.home),
+        "SHIPYARD_TOKEN": str(sdk.token),
+    }
     proc = subprocess.run(
         [sys.executable, str(EXAMPLE), "--epochs", "3", "--lr", "0.01"],
         capture_output=True,

@@ -21,6 +21,11 @@ BAD: dict[tuple[str, str], tuple[str, dict[str, object], int]] = {
     ("POST", "/api/tokens"): ("/api/tokens", {"json": {"user": "ghost"}}, 404),
     ("GET", "/api/tokens"): ("/api/tokens", {"headers": {"authorization": "Bearer"}}, 401),
     ("DELETE", "/api/tokens/{token_id}"): ("/api/tokens/unknown", {}, 404),
+    ("POST", "/api/login-links"): (
+        "/api/login-links",
+        {"headers": {"authorization": "Bearer sy_nope"}},
+        401,
+    ),
     ("GET", "/api/projects"): ("/api/projects", {"headers": {"authorization": "x"}}, 401),
     ("POST", "/api/projects"): ("/api/projects", {"json": {"name": "a b"}}, 422),
     ("POST", "/api/runs"): ("/api/runs", {"json": {"project": 5}}, 422),

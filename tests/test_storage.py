@@ -15,13 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from shipyard.app import create_app
 from shipyard.config import Settings
 from shipyard.errors import PathNotAllowed
 from shipyard.storage import safe_path
 from tests._postgres import free_port
+from tests.conftest import local_client
 
 
 @pytest.mark.parametrize("path", ["", "/abs", "../up", "a/../../b", "a/./b", "a\\b", "a\0b", "."])
@@ -77,7 +77,7 @@ def artifact_settings(
 
 def test_artifact_round_trip_on_each_store(artifact_settings: Settings) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)
-    with TestClient(create_app(artifact_settings)) as client:
+    with local_client(create_app(artifact_settings)) as client:
         run_id = client.post("/api/runs", json={"project": "p"}).json()["id"]
         r = client.put(f"/api/runs/{run_id}/artifacts/model/w.bin", content=data)
         assert r.status_code == 201, r.text

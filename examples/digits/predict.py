@@ -11,7 +11,6 @@ endpoint's accuracy, requests per second and latency percentiles as the client s
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 import time
 
@@ -20,6 +19,8 @@ import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+
+import shipyard
 
 
 def validation_set(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -57,8 +58,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
 
-    url = os.environ.get("SHIPYARD_URL", "http://127.0.0.1:8000")
-    token = os.environ.get("SHIPYARD_TOKEN")
+    # SHIPYARD_URL and SHIPYARD_TOKEN, or the local token a server on this machine keeps in
+    # SHIPYARD_HOME/token: what the SDK itself would send.
+    settings = shipyard.ClientSettings()
+    url, token = settings.url, settings.token
     headers = {"authorization": f"Bearer {token}"} if token else {}
     x_val, y_val = validation_set()
     with httpx.Client(base_url=url, headers=headers, timeout=60) as http:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
@@ -17,8 +18,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard import __version__
 from shipyard.audit.api import router as audit_router
+from shipyard.auth import service as auth_service
 from shipyard.auth.api import router as auth_router
-from shipyard.config import Settings
+from shipyard.auth.guard import RequestGuard
+from shipyard.config import AuthMode, Settings
 from shipyard.data.api import router as data_router
 from shipyard.db import Database
 from shipyard.errors import ShipyardError, Unavailable, Unprocessable
@@ -121,8 +124,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.check_exposure()
     db = Database(settings.database)
     db.upgrade()
+    if settings.auth is AuthMode.local:
+        with db.session() as s:
+            auth_service.ensure_local_token(s, settings.token_file)
+    elif settings.auth is AuthMode.none:
+        log.warning(
+            "SHIPYARD_AUTH=none: every program on this machine (and any web page that gets past "
+            "the Host and Origin checks) can act as the admin 'local'"
+        )
     storage = Storage(settings.artifact_root, s3_endpoint_url=settings.s3_endpoint_url)
     rt = Runtime(settings=settings, db=db, storage=storage)
+    auth_service.forget_revoked(db, rt.token_cache)
     reaper = CrashReaper(db, settings.heartbeat_timeout_s)
     jobs = JobServices(db, storage, settings)
     http_metrics = HttpMetrics()
@@ -172,6 +184,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.alerts = alerts
     app.add_middleware(InferenceFastPath)  # inside the metrics, which time it too
     app.add_middleware(_Wrap, wrap=http_metrics.middleware)
+    # Outside everything a route does, inference's fast path included: foreign hosts, foreign
+    # origins and cross-site simple-request bodies are refused before any of it runs.
+    app.add_middleware(
+        RequestGuard,
+        allowed_hosts=settings.allowed_hosts,
+        cors_origins=settings.cors_origins,
+        bind_host=settings.host,
+    )
+    if settings.cors_origins:  # answers (preflights too) for the pages meant to call the API
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["authorization", "content-type", "x-content-sha256"],
+            expose_headers=["location", "retry-after"],
+            max_age=600,
+        )
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(tracking_router)

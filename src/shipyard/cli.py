@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 
 from shipyard.audit.cli import audit_app
-from shipyard.auth.cli import tokens_app, users_app
+from shipyard.auth.cli import tokens_app, ui, users_app
+from shipyard.auth.guard import host_name
 from shipyard.client._config import ClientSettings
 from shipyard.config import AuthMode, Settings
 from shipyard.data.cli import datasets_app
@@ -46,6 +47,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(sweep_app, name="sweep")
 app.command("usage")(usage)
 app.command("worker")(worker)
+app.command("ui")(ui)
 err = Console(stderr=True)
 
 
@@ -74,10 +76,23 @@ def server(
     except ValueError as exc:
         raise ShipyardError(str(exc)) from exc
     application = create_app(settings)
+    base = f"http://{host_name(settings.host)}:{settings.port}"
     err.print(
-        f"Shipyard on http://{settings.host}:{settings.port}  store: {settings.database}  "
-        f"artifacts: {settings.artifact_root}  auth: {settings.auth.value}"
+        f"Shipyard on {base}  store: {settings.database}  "
+        f"artifacts: {settings.artifact_root}  auth: {settings.auth.value}",
+        soft_wrap=True,
     )
+    if settings.auth is AuthMode.local:
+        from shipyard.auth import service as auth_service
+
+        with application.state.runtime.db.session() as s:
+            code, _ = auth_service.create_login_link(s, auth_service.local_user(s))
+        err.print(f"Web UI (a one-time login link): {base}/login?code={code}", soft_wrap=True)
+        err.print(
+            f"The SDK and CLI on this machine use the token in {settings.token_file}; "
+            "`shipyard ui` prints a new login link.",
+            soft_wrap=True,
+        )
     uvicorn.run(
         application,
         host=settings.host,

@@ -5,16 +5,29 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class AuthMode(StrEnum):
-    """Whether requests need a token."""
+    """Whether requests need a token, and where the first one comes from."""
 
-    auto = "auto"  # off; allowed only on a loopback bind
+    # Tokens on every request; the server keeps one for the admin ``local`` in
+    # SHIPYARD_HOME/token, which the SDK, the CLI and the printed UI link use. Loopback only.
+    local = "local"
+    # Tokens on every request, none written for you (`shipyard users create --local`). Any bind.
     required = "required"
+    # No tokens at all: anyone who reaches the port is the admin ``local``. Loopback only.
+    none = "none"
+
+
+def _names(value: Any) -> Any:
+    """A comma-separated list (as an environment variable writes it) as a list."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -37,8 +50,19 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the server binds to.")
     port: int = Field(8000, description="Port the server listens on.")
     auth: AuthMode = Field(
-        AuthMode.auto,
-        description="auto: no auth, allowed only on 127.0.0.1; required: a token on every request.",
+        AuthMode.local,
+        description="local: a token on every request, the first kept in SHIPYARD_HOME/token "
+        "(loopback only); required: tokens you create (any bind); none: no tokens (loopback only).",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the server answers to besides its own address, localhost, "
+        "127.0.0.1 and [::1] (comma-separated; name, name:port, *.domain, or * for any).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Web origins (https://app.example.com, comma-separated) whose pages may call "
+        "the API: they get CORS answers and may change things; every other origin is refused.",
     )
     heartbeat_timeout_s: float = Field(
         120.0,
@@ -170,14 +194,27 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
 
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth_alias(cls, value: Any) -> Any:
+        return AuthMode.local if value == "auto" else value  # "auto", the old name of local
+
+    _split_hosts = field_validator("allowed_hosts", "cors_origins", mode="before")(_names)
+
     @property
     def auth_required(self) -> bool:
-        """True when every request must carry a token."""
-        return self.auth is AuthMode.required
+        """True when every request must carry a token (local and required modes)."""
+        return self.auth is not AuthMode.none
+
+    @property
+    def token_file(self) -> Path:
+        """Where local mode keeps the local admin's token (mode 0600)."""
+        return self.home / "token"
 
     def check_exposure(self) -> None:
-        """Refuse a non-loopback bind without auth: an open server would be anyone's."""
-        if not is_loopback(self.host) and not self.auth_required:
+        """Refuse a non-loopback bind unless tokens are created on purpose: the local token
+        and an open server are for one machine."""
+        if not is_loopback(self.host) and self.auth is not AuthMode.required:
             raise ValueError(
                 f"refusing to listen on {self.host} without auth: pass --auth "
                 "(or SHIPYARD_AUTH=required) and create tokens with `shipyard tokens create`"

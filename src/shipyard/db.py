@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +100,11 @@ class Database:
         """A read-only transaction that never waits for SQLite's write lock."""
         with self._readers() as session, session.begin():
             yield session
+
+    def listen(self, name: str, fn: Callable[..., None]) -> None:
+        """Call ``fn`` on SQLAlchemy session event ``name`` of every session of this store."""
+        event.listen(self._sessions, name, fn)
+        event.listen(self._readers, name, fn)
 
     def upgrade(self) -> None:
         """Apply every pending Alembic migration."""

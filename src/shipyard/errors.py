@@ -8,6 +8,8 @@ ShipyardError (500)
 ├── NotFound (404)
 ├── Conflict (409)
 ├── PayloadTooLarge (413)
+├── UnsupportedMediaType (415)
+├── MisdirectedRequest (421)
 ├── Unprocessable (422)
 └── Unavailable (503)
 """
@@ -76,6 +78,14 @@ class PayloadTooLarge(ShipyardError):
     status, title = 413, "Payload too large"
 
 
+class UnsupportedMediaType(ShipyardError):
+    status, title = 415, "Unsupported media type"
+
+
+class MisdirectedRequest(ShipyardError):
+    status, title = 421, "Misdirected request"
+
+
 class Unprocessable(ShipyardError):
     status, title = 422, "Unprocessable content"
 
@@ -93,6 +103,8 @@ ERRORS_BY_STATUS: dict[int, type[ShipyardError]] = {
         NotFound,
         Conflict,
         PayloadTooLarge,
+        UnsupportedMediaType,
+        MisdirectedRequest,
         Unprocessable,
         Unavailable,
     )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.storage import Storage
+
+if TYPE_CHECKING:
+    from shipyard.auth.deps import Caller
 
 
 @dataclass
@@ -18,9 +22,9 @@ class Runtime:
     settings: Settings
     db: Database
     storage: Storage
-    # token hash -> (user id, user name, is_admin, expiry monotonic time): spares the store
-    # a lookup on every logging call; revocation clears it.
-    token_cache: dict[str, tuple[str, str, bool, float]] = field(default_factory=dict)
+    # token hash -> (the caller it stands for, expiry monotonic time): spares the store a
+    # lookup on every logging call; revocation clears it.
+    token_cache: dict[str, tuple[Caller, float]] = field(default_factory=dict)
 
 
 def runtime_of(request: Request) -> Runtime:

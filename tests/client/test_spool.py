@@ -19,7 +19,13 @@ runner = CliRunner()
 
 def sync(settings: ClientSettings) -> str:
     result = runner.invoke(
-        cli, ["sync"], env={"SHIPYARD_URL": settings.url, "SHIPYARD_HOME": str(settings.home)}
+        cli,
+        ["sync"],
+        env={
+            "SHIPYARD_URL": settings.url,
+            "SHIPYARD_HOME": str(settings.home),
+            **({"SHIPYARD_TOKEN": settings.token} if settings.token else {}),
+        },
     )
     assert result.exit_code == 0, result.output
     return result.output
@@ -70,7 +76,9 @@ def test_offline_run_is_delivered_by_sync(sdk: ClientSettings, tmp_path: Path) -
 
 def test_server_killed_mid_training_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "server").start()
-    settings = ClientSettings(url=server.url, home=tmp_path / "client")
+    # The SDK shares the server's home, as on one machine: it finds the local token there.
+    settings = ClientSettings(url=server.url, home=tmp_path / "server")
+    assert settings.token == server.token
     steps = 3000
     try:
         run = shipyard.init(project="p", settings=settings, system_metrics=False)
@@ -99,7 +107,7 @@ def test_server_killed_mid_training_loses_and_duplicates_nothing(tmp_path: Path)
 
 def test_sync_of_run_created_offline_while_server_down(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "server")  # not started yet
-    settings = ClientSettings(url=server.url, home=tmp_path / "client")
+    settings = ClientSettings(url=server.url, home=tmp_path / "server")  # no token yet
     with shipyard.init(project="p", settings=settings, system_metrics=False) as run:
         run.log({"x": 1.0})
     server.start()

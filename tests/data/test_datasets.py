@@ -140,7 +140,12 @@ def test_lineage_runs_from_dataset_version_to_run_to_model_version(
 
 def test_cli_push_ls_pull(sdk: ClientSettings, tmp_path: Path, big: bytes) -> None:
     src = folder(tmp_path / "src", big)
-    env = {"SHIPYARD_URL": sdk.url, "SHIPYARD_HOME": str(sdk.home), "COLUMNS": "200"}
+    env = {
+        "SHIPYARD_URL": sdk.url,
+        "SHIPYARD_HOME": str(sdk.home),
+        "SHIPYARD_TOKEN": str(sdk.token),
+        "COLUMNS": "200",
+    }
     runner = CliRunner()
 
     def run(*args: str) -> str:

@@ -21,6 +21,7 @@ from shipyard.client._client import Client
 from shipyard.client._config import ClientSettings
 from shipyard.config import Settings
 from tests._postgres import free_port
+from tests.conftest import app_token
 
 FINAL = {"succeeded", "failed", "cancelled", "timed_out", "lost"}
 
@@ -92,7 +93,7 @@ def make_server(tmp_path: Path, database_url: str) -> Iterator[Callable[..., Job
         stop = serve(app, port)
         stops.append(stop)
         url = f"http://127.0.0.1:{port}"
-        sdk = ClientSettings(url=url, home=tmp_path / "client", token=None)
+        sdk = ClientSettings(url=url, home=tmp_path / "client", token=app_token(app))
         client = Client(settings=sdk)
         clients.append(client)
         return JobServer(app, settings, url, sdk, client, stop)

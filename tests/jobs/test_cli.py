@@ -16,7 +16,12 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 def test_submit_follow_ls_show_usage_cancel(js: JobServer, tmp_path: Path) -> None:
     code = script(tmp_path / "code", "import sys\nprint('lr is', sys.argv[2])\n", "train.py")
-    env = {"SHIPYARD_URL": js.url, "SHIPYARD_HOME": str(tmp_path / "c"), "COLUMNS": "250"}
+    env = {
+        "SHIPYARD_URL": js.url,
+        "SHIPYARD_HOME": str(tmp_path / "c"),
+        "SHIPYARD_TOKEN": str(js.sdk.token),
+        "COLUMNS": "250",
+    }
     runner = CliRunner()
 
     def run(*args: str, code: int = 0) -> str:

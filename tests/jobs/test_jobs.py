@@ -14,6 +14,7 @@ import pytest
 from shipyard.client import _jobs
 from shipyard.errors import NotFound, PayloadTooLarge, Unprocessable
 from shipyard.jobs.tables import Job
+from tests.conftest import bearer
 from tests.jobs.conftest import JobServer, alive, kill_quietly, script
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -190,7 +191,8 @@ def test_logs_stream_live_as_server_sent_events(js: JobServer) -> None:
     assert state == "succeeded"
     assert all(f"line {i}\n" in text for i in range(5))
     assert stamps[-1] - stamps[0] > 0.4, "the lines arrived in one piece, not live"
-    with httpx.stream("GET", f"{js.url}/api/jobs/{job['id']}/logs?follow=true") as r:
+    url = f"{js.url}/api/jobs/{job['id']}/logs?follow=true"
+    with httpx.stream("GET", url, headers=bearer(str(js.sdk.token))) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         body = r.read().decode()
     assert "data: line 4" in body and body.rstrip().endswith("event: end\ndata: succeeded")

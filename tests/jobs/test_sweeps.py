@@ -144,7 +144,12 @@ def test_sweep_cli_create_show_cancel(js: JobServer, tmp_path: Path) -> None:
         "project: p\nmethod: random\nprogram: train.py\nmetric: {name: score}\n"
         "parameters:\n  lr: {min: 0.001, max: 0.1}\nrun_cap: 2\nparallelism: 1\n"
     )
-    env = {"SHIPYARD_URL": js.url, "SHIPYARD_HOME": str(tmp_path / "c"), "COLUMNS": "200"}
+    env = {
+        "SHIPYARD_URL": js.url,
+        "SHIPYARD_HOME": str(tmp_path / "c"),
+        "SHIPYARD_TOKEN": str(js.sdk.token),
+        "COLUMNS": "200",
+    }
     runner = CliRunner()
 
     def run(*args: str) -> str:

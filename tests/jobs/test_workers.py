@@ -27,7 +27,12 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[JobServer, str], subproce
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(js: JobServer, name: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "SHIPYARD_URL": js.url, "SHIPYARD_HOME": str(tmp_path / name)}
+        env = {
+            **os.environ,
+            "SHIPYARD_URL": js.url,
+            "SHIPYARD_HOME": str(tmp_path / name),
+            "SHIPYARD_TOKEN": str(js.sdk.token),
+        }
         args = ["--cpus", "1", "--gpus", "", "--name", name, "--heartbeat", "0.5"]
         with open(tmp_path / f"{name}.log", "wb") as log:
             proc = subprocess.Popen(

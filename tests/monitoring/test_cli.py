@@ -41,8 +41,7 @@ def test_alerts_from_the_cli(alerting: DriftServer, receiver: Receiver) -> None:
     history = sy(d, "alerts", "history")
     assert "errors" in history and "firing" in history and "[FIRING] p/errors" in history
 
-    env = {**os.environ, "SHIPYARD_URL": d.url, "SHIPYARD_PROJECT": "p"}
-    env.pop("SHIPYARD_TOKEN", None)
+    env = {**os.environ, "SHIPYARD_URL": d.url, "SHIPYARD_PROJECT": "p", "SHIPYARD_TOKEN": d.token}
     sy(d, "alerts", "channels", "add", "down", "--url", receiver.url + "/fail")
     for args, message in [
         (["alerts", "create", "x", "--endpoint", "ep", "--when", "accuracy > 1"], "METRIC OP"),

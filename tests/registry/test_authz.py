@@ -91,6 +91,7 @@ MATRIX: dict[tuple[str, str], tuple[str, Build]] = {
     ("GET", "/api/tokens"): ("any", fixed("/api/tokens")),
     ("POST", "/api/tokens"): ("any", fixed("/api/tokens", {"name": "x"})),
     ("DELETE", "/api/tokens/{token_id}"): ("any", lambda w, who: (own_token(w, who), None)),
+    ("POST", "/api/login-links"): ("any", fixed("/api/login-links")),
     ("GET", "/api/projects"): ("any", fixed("/api/projects")),
     ("POST", "/api/projects"): ("any", lambda w, who: ("/api/projects", {"name": f"p{next(_n)}"})),
     ("POST", "/api/runs"): ("developer", fixed("/api/runs", {"project": "proj"})),

@@ -18,7 +18,7 @@ from torch import nn
 from shipyard.app import create_app
 from shipyard.config import Settings
 from shipyard.packages import save_model
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, bearer
 
 TRAIN = np.random.default_rng(11).normal(0, 1, (3000, 64)).astype(np.float32)  # reference data
 
@@ -42,9 +42,10 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
 class Deployer:
     """Registers packages and deploys endpoints on a live server, and waits for them."""
 
-    def __init__(self, url: str, packages: dict[int, Path]) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=60)
+    def __init__(self, server: ServerThread, packages: dict[int, Path]) -> None:
+        self.url = server.url
+        self.token = str(server.token)  # the local token: what the SDK and CLI here send
+        self.http = httpx.Client(base_url=self.url, timeout=60, headers=bearer(self.token))
         self.packages = packages
         self.run_id = self.http.post("/api/runs", json={"project": "p"}).json()["id"]
 
@@ -137,7 +138,7 @@ def reference_server(tmp_path: Path, **settings: Any) -> Iterator[DriftServer]:
     save_model(mlp(1), package, input_example=TRAIN[:2], reference_data=TRAIN)
     options = {"serving_drift_window": 20, "serving_drift_min_rows": 500, **settings}
     with ServerThread(create_app(Settings(home=tmp_path / "home", **options))) as server:
-        d = DriftServer(server.url, {1: package})
+        d = DriftServer(server, {1: package})
         d.register(1)
         yield d
         d.http.close()
@@ -146,7 +147,7 @@ def reference_server(tmp_path: Path, **settings: Any) -> Iterator[DriftServer]:
 @pytest.fixture
 def deployer(server: ServerThread, packages: dict[int, Path]) -> Iterator[Deployer]:
     """A live server (SQLite and PostgreSQL) with versions 1 and 2 of model ``mlp``."""
-    d = Deployer(server.url, packages)
+    d = Deployer(server, packages)
     d.register(1)
     d.register(2)
     yield d
@@ -159,7 +160,7 @@ def sqlite_deployer(tmp_path: Path, packages: dict[int, Path]) -> Iterator[Deplo
     with ServerThread(
         create_app(Settings(home=tmp_path / "home", serving_cold_start_timeout_s=120))
     ) as server:
-        d = Deployer(server.url, packages)
+        d = Deployer(server, packages)
         d.register(1)
         d.register(2)
         yield d

@@ -16,7 +16,12 @@ runner = CliRunner()
 
 
 def sy(deployer: Deployer, *args: str) -> str:
-    env = {"SHIPYARD_URL": deployer.url, "SHIPYARD_PROJECT": "p", "COLUMNS": "200"}
+    env = {
+        "SHIPYARD_URL": deployer.url,
+        "SHIPYARD_TOKEN": deployer.token,
+        "SHIPYARD_PROJECT": "p",
+        "COLUMNS": "200",
+    }
     result = runner.invoke(cli, list(args), env=env)
     assert result.exit_code == 0, (result.output, result.exception)
     return result.output
@@ -44,6 +49,10 @@ def test_endpoints_from_the_cli(deployer: Deployer) -> None:
         (["endpoints", "traffic", "ghost", "--set", "1=100"], "endpoint 'ghost' does not exist"),
         (["endpoints", "traffic", "ghost", "--set", "1:100"], "use VERSION=PERCENT"),
     ]:
-        env = {**os.environ, "SHIPYARD_URL": deployer.url, "SHIPYARD_PROJECT": "p"}
-        env.pop("SHIPYARD_TOKEN", None)
+        env = {
+            **os.environ,
+            "SHIPYARD_URL": deployer.url,
+            "SHIPYARD_TOKEN": deployer.token,
+            "SHIPYARD_PROJECT": "p",
+        }
         refused(args, env, message)

@@ -147,5 +147,5 @@ def test_a_version_without_reference_data_says_so(drift_server: DriftServer) -> 
     (v,) = d.drift("plain")["versions"]
     assert v["status"] == "no_reference" and v["features"] == [] and v["reference_rows"] == 0
     assert "its package has no reference data" in sy(d, "endpoints", "drift", "plain")
-    env = {**os.environ, "SHIPYARD_URL": d.url}
+    env = {**os.environ, "SHIPYARD_URL": d.url, "SHIPYARD_TOKEN": d.token}
     refused(["endpoints", "drift", "ghost"], env, "endpoint 'ghost' does not exist")

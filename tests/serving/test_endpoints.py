@@ -20,6 +20,7 @@ import torch
 import shipyard
 from shipyard.client._config import ClientSettings
 from shipyard.serving.api import _QUIET
+from tests.conftest import bearer
 from tests.serving.conftest import Deployer, mlp
 
 X = np.random.default_rng(0).random((3, 64), dtype=np.float32)
@@ -144,7 +145,7 @@ def test_bad_request_in_a_batch_fails_alone(sqlite_deployer: Deployer) -> None:
 
     def call(i: int) -> None:
         width = 10 if i == 5 else 64
-        with httpx.Client(base_url=d.url, timeout=30) as c:
+        with httpx.Client(base_url=d.url, timeout=30, headers=bearer(d.token)) as c:
             results[i] = c.post(
                 "/v1/models/ep:predict", json={"instances": np.ones((1, width)).tolist()}
             )
@@ -169,7 +170,7 @@ def test_concurrent_requests_get_their_own_answers(sqlite_deployer: Deployer) ->
     wrong: list[str] = []
 
     def call(i: int) -> None:
-        with httpx.Client(base_url=d.url, timeout=30) as c:
+        with httpx.Client(base_url=d.url, timeout=30, headers=bearer(d.token)) as c:
             for _ in range(5):
                 r = c.post("/v1/models/ep:predict", json={"instances": inputs[i : i + 1].tolist()})
                 if r.status_code != 200:
@@ -224,7 +225,7 @@ def test_rolling_update_under_load_drops_nothing(sqlite_deployer: Deployer) -> N
     versions: list[str] = []
 
     def load() -> None:
-        with httpx.Client(base_url=d.url, timeout=30) as c:
+        with httpx.Client(base_url=d.url, timeout=30, headers=bearer(d.token)) as c:
             deadline = time.monotonic() + 60
             while not stop.is_set() and time.monotonic() < deadline:
                 r = c.post("/v1/models/ep:predict", json={"instances": X[:1].tolist()})
@@ -291,7 +292,7 @@ def test_autoscale_up_under_load(sqlite_deployer: Deployer) -> None:
     stop = threading.Event()
 
     def load() -> None:
-        with httpx.Client(base_url=d.url, timeout=30) as c:
+        with httpx.Client(base_url=d.url, timeout=30, headers=bearer(d.token)) as c:
             while not stop.is_set():
                 c.post("/v1/models/ep:predict", json={"instances": np.ones((64, 64)).tolist()})
 
@@ -413,7 +414,7 @@ def test_deploy_bad_input(deployer: Deployer) -> None:
 def test_the_sdk_deploys_predicts_splits_and_reads_traffic(
     deployer: Deployer, tmp_path: Path
 ) -> None:
-    sdk = ClientSettings(url=deployer.url, home=tmp_path / "client", token=None)
+    sdk = ClientSettings(url=deployer.url, home=tmp_path / "client", token=deployer.token)
     with shipyard.Client(settings=sdk) as client:
         e = client.deploy("p", "mlp", "sdk-ep", version=1, replicas=1, max_batch_size=8)
         assert e["traffic"] == {"1": 100} and e["max_batch_size"] == 8

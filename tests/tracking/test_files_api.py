@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.conftest import local_client
+
 PROBLEM = "application/problem+json"
 
 
@@ -77,7 +79,7 @@ def test_oversized_artifact_is_413_and_not_kept(tmp_path: object, database_url: 
     from shipyard.config import Settings
 
     app = create_app(Settings(home=tmp_path, database_url=database_url, max_artifact_bytes=10))
-    with TestClient(app) as c:
+    with local_client(app) as c:
         run_id = c.post("/api/runs", json={"project": "p"}).json()["id"]
         r = c.put(f"/api/runs/{run_id}/artifacts/big", content=b"x" * 100)
         assert r.status_code == 413

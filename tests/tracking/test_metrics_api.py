@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shipyard.tracking.metrics import Series, downsample
+from tests.conftest import local_client
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_oversized_batch_is_413(tmp_path: object, database_url: str) -> None:
     from shipyard.config import Settings
 
     app = create_app(Settings(home=tmp_path, database_url=database_url, max_body_bytes=1000))
-    with TestClient(app) as c:
+    with local_client(app) as c:
         run_id = c.post("/api/runs", json={"project": "p"}).json()["id"]
         body = orjson.dumps(
             {

@@ -5,16 +5,16 @@ from __future__ import annotations
 import time
 
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from shipyard.app import create_app
 from shipyard.config import Settings
 from shipyard.tracking.reaper import CrashReaper
+from tests.conftest import local_client
 
 
 def test_silent_run_is_marked_crashed_and_live_one_is_not(settings: Settings) -> None:
     app: FastAPI = create_app(settings.model_copy(update={"heartbeat_timeout_s": 0.4}))
-    with TestClient(app) as client:
+    with local_client(app) as client:
         silent = client.post("/api/runs", json={"project": "p"}).json()["id"]
         live = client.post("/api/runs", json={"project": "p"}).json()["id"]
         done = client.post("/api/runs", json={"project": "p"}).json()["id"]
@@ -34,7 +34,7 @@ def test_silent_run_is_marked_crashed_and_live_one_is_not(settings: Settings) ->
 def test_reap_pass_counts_marked_runs(settings: Settings) -> None:
     app = create_app(settings)
     reaper = CrashReaper(app.state.runtime.db, timeout_s=0.0)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         client.post("/api/runs", json={"project": "p"})
         time.sleep(0.01)
         assert reaper.run_once() == 1

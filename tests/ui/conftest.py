@@ -21,6 +21,7 @@ import shipyard
 from shipyard.app import create_app
 from shipyard.client._config import ClientSettings
 from shipyard.config import Settings
+from shipyard.ui.render import COOKIE
 from tests.conftest import ServerThread
 
 CHROMIUM = Path(os.environ.get("SHIPYARD_CHROMIUM", "/usr/bin/chromium"))
@@ -195,15 +196,19 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     home = tmp_path_factory.mktemp("ui-home")
     app = create_app(Settings(home=home / "server"))
     with ServerThread(app) as server:
-        sdk = ClientSettings(url=server.url, home=home / "client", token=None)
+        sdk = ClientSettings(url=server.url, home=home / "client", token=server.token)
         ids, featured = seed(sdk, home)
         yield Seeded(server, sdk, ids, featured)
 
 
 @pytest.fixture
 def tab(browser: Browser, seeded: Seeded) -> Iterator[Tab]:
-    """A fresh browser context on the seeded server; fails the test on any console error."""
+    """A fresh browser context on the seeded server, signed in with the local token (as the
+    login link would); fails the test on any console error."""
     t, close = open_tab(browser, seeded.server.url)
+    t.page.context.add_cookies(
+        [{"name": COOKIE, "value": str(seeded.server.token), "url": seeded.server.url}]
+    )
     yield t
     close()
     assert t.unexpected_errors() == [], t.errors

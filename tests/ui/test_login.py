@@ -204,8 +204,9 @@ def test_login_from_another_site_is_refused(auth_client: tuple[TestClient, str])
     assert "set-cookie" not in r.headers
 
 
-def test_local_mode_has_no_login(tmp_path: Path) -> None:
-    with TestClient(create_app(Settings(home=tmp_path)), follow_redirects=False) as client:
+def test_without_auth_there_is_no_login(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, auth=AuthMode.none)
+    with TestClient(create_app(settings), follow_redirects=False) as client:
         r = client.get("/login?next=/projects/p/runs")
         assert r.status_code == 303 and r.headers["location"] == "/projects/p/runs"
         r = client.get("/")

@@ -12,6 +12,7 @@ import numpy as np
 from playwright.sync_api import Locator, expect
 
 import shipyard
+from tests.conftest import bearer
 from tests.ui.conftest import (
     PROJECT,
     SERIES_BLUE,
@@ -236,7 +237,10 @@ def test_run_page_follows_a_running_run(tab: Tab, seeded: Seeded) -> None:
 def wait_for_points(seeded: Seeded, run_id: str, key: str, n: int) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        r = httpx.get(f"{seeded.server.url}/api/runs/{run_id}/metrics")
+        r = httpx.get(
+            f"{seeded.server.url}/api/runs/{run_id}/metrics",
+            headers=bearer(str(seeded.server.token)),
+        )
         if r.status_code == 200 and r.json()["metrics"].get(key, {}).get("count") == n:
             return
         time.sleep(0.05)

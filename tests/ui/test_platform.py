@@ -15,7 +15,6 @@ import orjson
 import pytest
 import torch
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, expect
 from torch import nn
 
@@ -26,7 +25,7 @@ from shipyard.packages import save_model
 from shipyard.tracking import service as tracking_service
 from shipyard.ui.render import COOKIE
 from tests._postgres import free_port
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, local_client
 from tests.ui.conftest import Tab, open_tab
 
 ROLES = {"mona": "maintainer", "dev": "developer", "vic": "viewer"}
@@ -540,7 +539,7 @@ def test_the_overview_counts_models_endpoints_and_active_jobs(
     ],
 )
 def test_unknown_things_are_html_404s(tmp_path: Path, path: str, text: str) -> None:
-    with TestClient(create_app(Settings(home=tmp_path)), follow_redirects=False) as client:
+    with local_client(create_app(Settings(home=tmp_path)), follow_redirects=False) as client:
         assert client.post("/api/runs", json={"project": "p"}).status_code == 201
         r = client.get(path)
         assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), path

@@ -17,11 +17,12 @@ from shipyard.app import create_app
 from shipyard.config import Settings
 from shipyard.db import new_id
 from shipyard.tracking.tables import ConfigValue, MetricSummary, Run
+from tests.conftest import local_client
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(home=tmp_path)), follow_redirects=False) as c:
+    with local_client(create_app(Settings(home=tmp_path)), follow_redirects=False) as c:
         yield c
 
 

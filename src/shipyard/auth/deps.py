@@ -10,20 +10,34 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.auth import service
+from shipyard.auth.scopes import TokenScope
 from shipyard.errors import Unauthorized
 from shipyard.runtime import Runtime, runtime, runtime_of
 
 TOKEN_CACHE_S = 30.0  # a revoked token on another server process is refused within this
+NO_TOKEN = (
+    "this server requires a token: the SDK and CLI on this machine read SHIPYARD_HOME/token "
+    "(local mode); elsewhere set SHIPYARD_TOKEN"
+)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Caller:
-    """The authenticated user of a request (the local user in local mode)."""
+    """The authenticated user of a request (the local user when auth is none).
+
+    ``scope`` is set for a job's token (see ``auth.scopes``); such a caller is never an admin.
+    """
 
     user_id: str
     name: str
     is_admin: bool
     address: str | None = None
+    scope: TokenScope | None = None
+
+
+def caller_of(user_id: str, name: str, is_admin: bool, scope: TokenScope | None) -> Caller:
+    """The caller a token stands for (a scoped token is no admin, whoever its user)."""
+    return Caller(user_id, name, is_admin and scope is None, None, scope)
 
 
 def _authorization(request: Request) -> str | None:
@@ -49,27 +63,39 @@ def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def current_caller(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Caller:
-    """Authenticate the request: a bearer token, or the local user when auth is off."""
+def _with_address(c: Caller, request: Request) -> Caller:
+    return Caller(c.user_id, c.name, c.is_admin, _address(request), c.scope)
+
+
+def authenticate_secret(rt: Runtime, secret: str) -> Caller:
+    """The caller a token stands for, through the short cache (reads the store on a miss)."""
+    key = service.hash_token(secret)
+    hit = rt.token_cache.get(key)
+    if hit is None or hit[1] < time.monotonic():
+        with rt.db.read() as s:
+            user, scope = service.authenticate_token(s, secret)
+            hit = (
+                caller_of(user.id, user.name, user.is_admin, scope),
+                time.monotonic() + TOKEN_CACHE_S,
+            )
+        rt.token_cache[key] = hit
+    return hit[0]
+
+
+def current_caller(request: Request, rt: Runtime) -> Caller:
+    """Authenticate the request: a bearer token, or the local user when auth is none."""
     secret = _bearer(request)
     if secret is None:
         if rt.settings.auth_required:
-            raise Unauthorized("this server requires a token: set SHIPYARD_TOKEN")
+            raise Unauthorized(NO_TOKEN)
         cached = rt.token_cache.get("")
         if cached is None:
             with rt.db.session() as s:
                 user = service.local_user(s)
-                cached = (user.id, user.name, user.is_admin, float("inf"))
+                cached = (caller_of(user.id, user.name, user.is_admin, None), float("inf"))
             rt.token_cache[""] = cached
-        return Caller(cached[0], cached[1], cached[2], _address(request))
-    key = service.hash_token(secret)
-    hit = rt.token_cache.get(key)
-    if hit is None or hit[3] < time.monotonic():
-        with rt.db.read() as s:
-            user = service.authenticate(s, secret)
-            hit = (user.id, user.name, user.is_admin, time.monotonic() + TOKEN_CACHE_S)
-        rt.token_cache[key] = hit
-    return Caller(hit[0], hit[1], hit[2], _address(request))
+        return _with_address(cached[0], request)
+    return _with_address(authenticate_secret(rt, secret), request)
 
 
 def cached_caller(request: Request, rt: Runtime) -> Caller | None:
@@ -77,13 +103,13 @@ def cached_caller(request: Request, rt: Runtime) -> Caller | None:
     secret = _bearer(request)
     if secret is None:
         if rt.settings.auth_required:
-            raise Unauthorized("this server requires a token: set SHIPYARD_TOKEN")
+            raise Unauthorized(NO_TOKEN)
         hit = rt.token_cache.get("")
     else:
         hit = rt.token_cache.get(service.hash_token(secret))
-        if hit is not None and hit[3] < time.monotonic():
+        if hit is not None and hit[1] < time.monotonic():
             hit = None
-    return None if hit is None else Caller(hit[0], hit[1], hit[2], _address(request))
+    return None if hit is None else _with_address(hit[0], request)
 
 
 async def caller(request: Request) -> Caller:

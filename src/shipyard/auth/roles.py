@@ -4,7 +4,9 @@
 
 Viewers read; developers log runs and register model versions; maintainers move protected
 aliases, approve requests, archive and delete; owners manage members. Server admins act as
-owners everywhere; in local mode the anonymous caller is the admin user ``local``.
+owners everywhere; the local token (and, with SHIPYARD_AUTH=none, the anonymous caller) acts as
+the admin user ``local``. A job's token is capped (``auth.scopes``): developer in its project,
+nothing elsewhere but the datasets it mounts (``reads_mounted``).
 """
 
 from __future__ import annotations
@@ -37,9 +39,19 @@ def parse_role(name: str) -> Role:
 
 
 def role_of(session: Session, caller: Caller, project_id: str) -> Role | None:
-    """The caller's role in a project (owner for admins), or None."""
+    """The caller's role in a project (owner for admins; capped for a job's token), or None."""
+    scope = caller.scope
+    if scope is not None:
+        if project_id != scope.project_id:
+            return None
+        role = Role.owner if scope.user_is_admin else _member_role(session, caller, project_id)
+        return min(role, Role.developer) if role is not None else None
     if caller.is_admin:
         return Role.owner
+    return _member_role(session, caller, project_id)
+
+
+def _member_role(session: Session, caller: Caller, project_id: str) -> Role | None:
     role = session.scalar(
         select(ProjectMember.role).where(
             ProjectMember.project_id == project_id, ProjectMember.user_id == caller.user_id
@@ -53,6 +65,9 @@ def require(
 ) -> Role:
     """The caller's role, at least ``needed``; 403 naming what is missing otherwise."""
     role = role_of(session, caller, project_id)
+    if caller.scope is not None and (role is None or role < needed):
+        reach = f"reach {project}" if role is None else f"act as {needed.name} in {project}"
+        raise caller.scope.refuse(reach)
     if role is None:
         raise Forbidden(f"user {caller.name!r} has no role in {project}")
     if role < needed:
@@ -64,10 +79,22 @@ def require(
 
 def visible_projects(session: Session, caller: Caller) -> list[str] | None:
     """Ids of the projects the caller may read; None means every project (admins)."""
+    if caller.scope is not None:
+        project = caller.scope.project_id
+        return [project] if role_of(session, caller, project) is not None else []
     if caller.is_admin:
         return None
     stmt = select(ProjectMember.project_id).where(ProjectMember.user_id == caller.user_id)
     return list(session.scalars(stmt))
+
+
+def reads_mounted(session: Session, caller: Caller, project_id: str, dataset: str | None) -> bool:
+    """Whether a job's token may read ``dataset`` (None: a blob) of another project: one the job
+    mounts, in a project its user may still read."""
+    scope = caller.scope
+    if scope is None or project_id == scope.project_id or not scope.mounts(project_id, dataset):
+        return False
+    return scope.user_is_admin or _member_role(session, caller, project_id) is not None
 
 
 def set_member(session: Session, project_id: str, user_id: str, role: Role) -> Role | None:

@@ -41,3 +41,8 @@ class TokenOut(BaseModel):
 
 class TokenCreated(TokenOut):
     token: str = Field(description="The secret; shown once, store it now.")
+
+
+class LoginLinkOut(BaseModel):
+    url: str = Field(description="Open it in a browser once; it signs that browser in.")
+    expires_at: datetime

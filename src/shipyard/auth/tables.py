@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shipyard.db import Base, new_id, utcnow
@@ -34,6 +35,21 @@ class Token(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A job's token acts only inside its job (``auth.scopes.TokenScope``); None: as its user.
+    scope: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class LoginLink(Base):
+    """A one-time code that signs a browser in as a user (``/login?code=...``)."""
+
+    __tablename__ = "login_links"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ProjectMember(Base):

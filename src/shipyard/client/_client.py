@@ -476,6 +476,45 @@ class Client:
         """Take a user out of a project (owners)."""
         self.http.json("DELETE", f"/api/projects/{project}/members/{user}")
 
+    def whoami(self) -> dict[str, Any]:
+        """The user this client acts as."""
+        result: dict[str, Any] = self.http.json("GET", "/api/whoami")
+        return result
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user (admins)."""
+        result: list[dict[str, Any]] = self.http.json("GET", "/api/users")
+        return result
+
+    def create_user(self, name: str, admin: bool = False) -> dict[str, Any]:
+        """Add a user (admins)."""
+        result: dict[str, Any] = self.http.json(
+            "POST", "/api/users", {"name": name, "is_admin": admin}
+        )
+        return result
+
+    def tokens(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Your tokens, or (admins) another user's; never their secrets."""
+        params = {"user": user} if user else {}
+        result: list[dict[str, Any]] = self.http.json("GET", "/api/tokens", params=params)
+        return result
+
+    def create_token(self, name: str = "", user: str | None = None) -> dict[str, Any]:
+        """Mint a token for yourself (or, as an admin, for ``user``); ``["token"]`` is the
+        secret, shown this once."""
+        result: dict[str, Any] = self.http.json("POST", "/api/tokens", {"name": name, "user": user})
+        return result
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke one of your tokens (admins: anyone's)."""
+        result: dict[str, Any] = self.http.json("DELETE", f"/api/tokens/{token_id}")
+        return result
+
+    def login_link(self) -> dict[str, Any]:
+        """A one-time link signing a browser in to the UI as you: ``{"url", "expires_at"}``."""
+        result: dict[str, Any] = self.http.json("POST", "/api/login-links")
+        return result
+
     def audit(self, project: str | None = None, **filters: Any) -> list[dict[str, Any]]:
         """Audit records, newest first (``since="1d"``, ``actor=``, ``action=``, ``limit=``)."""
         params = {k: v for k, v in {"project": project, **filters}.items() if v}

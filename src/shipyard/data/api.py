@@ -1,6 +1,7 @@
 """Routes of datasets: versions, content-addressed blobs, and runs recording what they used.
 
-Reads need the viewer role in the dataset's project, pushes the developer role. Creating a
+Reads need the viewer role in the dataset's project (or, for a job's token, the dataset mounted
+by the job), pushes the developer role. Creating a
 version and recording a dataset in a run are audited; blob uploads are data (a version's worth
 of them is audited once, when the version that names them is created).
 """
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.audit import service as audit
 from shipyard.auth import roles
-from shipyard.auth.deps import CallerDep, RuntimeDep
+from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
 from shipyard.auth.roles import Role
 from shipyard.data import service
 from shipyard.data.schemas import (
@@ -28,9 +30,20 @@ from shipyard.data.schemas import (
 from shipyard.errors import PayloadTooLarge
 from shipyard.tracking import service as tracking
 from shipyard.tracking.api import project_for, run_for
+from shipyard.tracking.tables import Project
 
 router = APIRouter(prefix="/api", tags=["datasets"])
 DATASET = "/projects/{project}/datasets/{name}"
+
+
+def reader_of(s: Session, caller: Caller, project: str, dataset: str | None = None) -> Project:
+    """The project, when the caller may read ``dataset`` there (None: its blobs): as a viewer,
+    or as a job's token that mounts it from another project."""
+    if caller.scope is not None:
+        p = tracking.get_project(s, project)
+        if roles.reads_mounted(s, caller, p.id, dataset):
+            return p
+    return project_for(s, caller, project, Role.viewer)
 
 
 @router.get("/projects/{project}/datasets", response_model=list[DatasetOut])
@@ -45,7 +58,7 @@ def list_datasets(project: str, caller: CallerDep, rt: RuntimeDep) -> list[Datas
 def get_dataset(project: str, name: str, caller: CallerDep, rt: RuntimeDep) -> DatasetOut:
     """A dataset with its versions (newest first, without their manifests)."""
     with rt.db.read() as s:
-        p = project_for(s, caller, project, Role.viewer)
+        p = reader_of(s, caller, project, name)
         dataset = service.get_dataset(s, p, name)
         return service.datasets_out(s, p, [dataset], with_versions=True)[0]
 
@@ -56,7 +69,7 @@ def get_version(
 ) -> VersionOut:
     """One version (a number or ``latest``) with its manifest: every file's size and sha256."""
     with rt.db.read() as s:
-        p = project_for(s, caller, project, Role.viewer)
+        p = reader_of(s, caller, project, name)
         dataset = service.get_dataset(s, p, name)
         row = service.get_version(s, dataset, version)
         return service.versions_out(s, p, dataset, [row], with_files=True)[0]
@@ -136,7 +149,7 @@ def download_blob(
 ) -> StreamingResponse:
     """A blob's bytes, streamed, with ``X-Content-SHA256``."""
     with rt.db.read() as s:
-        p = project_for(s, caller, project, Role.viewer)
+        p = reader_of(s, caller, project)
         blob = service.get_blob(s, p.id, sha256)
     return StreamingResponse(
         rt.storage.iter_bytes(service.blob_path(p.id, sha256)),
@@ -152,7 +165,7 @@ def use_dataset(run_id: str, body: DatasetUse, caller: CallerDep, rt: RuntimeDep
     with rt.db.session() as s:
         _, run_project = run_for(s, caller, run_id, Role.developer)
         p, dataset, version = service.resolve_ref(s, body.ref, run_project)
-        if p.id != run_project.id:
+        if p.id != run_project.id and not roles.reads_mounted(s, caller, p.id, dataset.name):
             roles.require(s, caller, p.id, Role.viewer, f"project {p.name!r}")
         entry = service.lineage_entry(p, dataset, version)
         tracking.add_datasets(s, run_id, [entry])

@@ -120,6 +120,8 @@ def cancel_job(job_id: str, request: Request, caller: CallerDep, rt: RuntimeDep)
     """Cancel a job (its submitter or a maintainer): SIGTERM, then SIGKILL after the grace."""
     with rt.db.session() as s:
         job, p = job_for(s, caller, job_id, Role.viewer)
+        if caller.scope is not None and caller.scope.job_id != job.id:
+            raise caller.scope.refuse(f"cancel job {job.id}, only itself")
         if caller.user_id != job.created_by:
             roles.require(s, caller, p.id, Role.maintainer, f"project {p.name!r}")
         else:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from shipyard.auth import service as users
+from shipyard.auth.scopes import TokenScope
 from shipyard.auth.tables import User
 from shipyard.config import Settings
 from shipyard.data import service as data
@@ -320,10 +321,6 @@ def claim(session: Session, settings: Settings, worker: Worker) -> list[Assignme
             job.run_id = run.id
         else:
             tracking.start_run(session, project, RunCreate(id=job.run_id, project=project.name), "")
-        if job.token_id:
-            users.revoke_token(session, user, job.token_id)
-        token, secret = users.create_token(session, user, name=f"job {job.id}")
-        job.token_id = token.id
         session.add(
             JobAttempt(
                 job_id=job.id,
@@ -345,6 +342,7 @@ def claim(session: Session, settings: Settings, worker: Worker) -> list[Assignme
             f"({job.cpus:g} CPU, GPUs [{','.join(job.gpu_ids)}])\n".encode(),
         )
         mounts = []
+        mounted: set[str] = set()
         for entry in job.datasets:
             p, dataset, version = data.resolve_ref(
                 session, f"{entry['project']}/{entry['name']}@{entry['version']}", project
@@ -355,6 +353,24 @@ def claim(session: Session, settings: Settings, worker: Worker) -> list[Assignme
                     project=p.name, name=dataset.name, version=version.version, files=files or []
                 )
             )
+            mounted.add(f"{p.id}/{dataset.name}")
+        if job.token_id:
+            users.revoke_token(session, user, job.token_id)
+        # The job's own token: its project, its run and its datasets, no more (auth.scopes);
+        # revoked when the job ends, expiring a day past its timeout should that never happen.
+        token, secret = users.create_token(
+            session,
+            user,
+            name=f"job {job.id}",
+            scope=TokenScope(
+                job_id=job.id,
+                project_id=job.project_id,
+                run_id=job.run_id,
+                datasets=tuple(sorted(mounted)),
+            ),
+            expires_at=now + timedelta(seconds=job.timeout_s or 0, days=1),
+        )
+        job.token_id = token.id
         out.append(
             Assignment(
                 job_id=job.id,

@@ -45,9 +45,12 @@ SERIES_MEDIA_TYPE = "application/vnd.shipyard.series"
 
 
 def run_for(s: Session, caller: Caller, run_id: str, needed: Role) -> tuple[Run, Project]:
-    """Load a run and check the caller's role in its project."""
+    """Load a run and check the caller's role in its project (a job's token writes only to
+    its own run)."""
     run, project = service.project_of_run(s, run_id)
     roles.require(s, caller, project.id, needed, f"project {project.name!r}")
+    if caller.scope is not None and needed > Role.viewer and run.id != caller.scope.run_id:
+        raise caller.scope.refuse(f"write to run {run.id}, only to its own run")
     return run, project
 
 
@@ -68,6 +71,8 @@ def list_projects(caller: CallerDep, rt: RuntimeDep) -> list[ProjectOut]:
 @router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
 def create_project(body: ProjectCreate, caller: CallerDep, rt: RuntimeDep) -> ProjectOut:
     """Create a project; the caller becomes its owner (runs also create theirs on first use)."""
+    if caller.scope is not None:
+        raise caller.scope.refuse("create projects")
     with rt.db.session() as s:
         project = service.create_project(s, body.name, caller.user_id, body.description)
         audit.record(
@@ -86,6 +91,8 @@ def create_project(body: ProjectCreate, caller: CallerDep, rt: RuntimeDep) -> Pr
 @router.post("/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
 def start_run(body: RunCreate, caller: CallerDep, rt: RuntimeDep) -> RunOut:
     """Start a run (creating its project, owned by the caller, on first use), or resume one."""
+    if caller.scope is not None and body.id != caller.scope.run_id:
+        raise caller.scope.refuse("start runs; it resumes its own (SHIPYARD_RUN_ID)")
     with rt.db.session() as s:
         project = service.find_project(s, body.project)
         if project is None:

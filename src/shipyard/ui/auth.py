@@ -1,9 +1,12 @@
-"""Who a browser is: an API token pasted once on ``/login``, kept in an HttpOnly cookie.
+"""Who a browser is: a token kept in an HttpOnly cookie, from a one-time login link or pasted.
 
-The cookie holds the token itself and is checked on every request with the API's own
-``auth.service.authenticate``, so a revoked token stops working in the UI at once. In local mode
-(auth off) there is no login: pages act as the local user, as anonymous API calls do. The API
-keeps its bearer tokens and never reads this cookie.
+``/login?code=...`` (the link ``shipyard server`` prints in local mode, or ``shipyard ui`` asks the
+API for) exchanges its one-time code for a browser token of the link's user; ``/login`` also takes
+an API token pasted in its form. The cookie holds the token and is checked on every request as a
+bearer token is, so a revoked token stops working in the UI at once. With SHIPYARD_AUTH=none
+there is no login: pages act as the local user, as anonymous API calls do. The API keeps its
+bearer tokens and never reads this cookie. Forms posted from another site never get here (the
+request guard refuses a foreign Origin).
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from shipyard.auth import service
-from shipyard.auth.deps import Caller, RuntimeDep, current_caller
-from shipyard.errors import Forbidden, Unauthorized
+from shipyard.auth.deps import Caller, RuntimeDep, caller_of, current_caller
+from shipyard.errors import Unauthorized
 from shipyard.ui.render import COOKIE, PageRoute, render
 
 COOKIE_MAX_AGE_S = 7 * 24 * 3600  # a week; the token itself may live longer
@@ -26,16 +29,16 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 def ui_caller(request: Request, rt: RuntimeDep) -> Caller:
-    """The user a browser acts as: its cookie's token, or the local user when auth is off."""
+    """The user a browser acts as: its cookie's token, or the local user when auth is none."""
     if not rt.settings.auth_required:
         caller = current_caller(request, rt)
     else:
         secret = request.cookies.get(COOKIE)
         if not secret:
-            raise Unauthorized("sign in with an API token")
-        with rt.db.read() as s:
-            user = service.authenticate(s, secret)
-            caller = Caller(user.id, user.name, user.is_admin)
+            raise Unauthorized("sign in with a login link or an API token")
+        with rt.db.read() as s:  # no cache: a revoked token stops working at once
+            user, scope = service.authenticate_token(s, secret)
+        caller = caller_of(user.id, user.name, user.is_admin, scope)
     request.state.caller = caller
     return caller
 
@@ -53,38 +56,7 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _same_origin(request: Request) -> None:
-    """Refuse a form posted from another site (login CSRF)."""
-    origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise Forbidden("the form was posted from another site")
-
-
-@router.get("/login")
-def login_page(request: Request, rt: RuntimeDep, next: str = "/") -> Response:
-    """The login form (local mode has none: straight on)."""
-    if not rt.settings.auth_required:
-        return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "login.html", {"next": safe_next(next), "error": None})
-
-
-@router.post("/login")
-async def login(request: Request, rt: RuntimeDep) -> Response:
-    """Check the pasted token like the API would; on success keep it in an HttpOnly cookie."""
-    _same_origin(request)
-    body = await request.body()
-    form = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
-    token = (form.get("token") or [""])[0].strip()
-    target = safe_next((form.get("next") or ["/"])[0])
-    if not rt.settings.auth_required:
-        return RedirectResponse(target, status_code=303)
-    try:
-        if not token:
-            raise Unauthorized("paste an API token")
-        with rt.db.read() as s:
-            service.authenticate(s, token)
-    except Unauthorized as exc:  # the form again, with the reason (200: a form error, not a fault)
-        return render(request, "login.html", {"next": target, "error": exc.detail})
+def _signed_in(request: Request, token: str, target: str) -> Response:
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
@@ -98,10 +70,52 @@ async def login(request: Request, rt: RuntimeDep) -> Response:
     return response
 
 
+def _form_page(request: Request, rt: RuntimeDep, target: str, error: str | None) -> Response:
+    local = rt.settings.auth.value == "local"
+    return render(request, "login.html", {"next": target, "error": error, "local": local})
+
+
+@router.get("/login")
+def login_page(
+    request: Request, rt: RuntimeDep, next: str = "/", code: str | None = None
+) -> Response:
+    """The login form; with ``code``, a one-time login link (used up, then the cookie is set).
+    With SHIPYARD_AUTH=none there is no login: straight on."""
+    target = safe_next(next)
+    if not rt.settings.auth_required:
+        return RedirectResponse(target, status_code=303)
+    if code:
+        try:
+            with rt.db.session() as s:
+                _, token = service.redeem_login_link(s, code[:200])
+        except Unauthorized as exc:
+            return _form_page(request, rt, target, exc.detail)
+        return _signed_in(request, token, target)
+    return _form_page(request, rt, target, None)
+
+
+@router.post("/login")
+async def login(request: Request, rt: RuntimeDep) -> Response:
+    """Check the pasted token like the API would; on success keep it in an HttpOnly cookie."""
+    body = await request.body()
+    form = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
+    token = (form.get("token") or [""])[0].strip()
+    target = safe_next((form.get("next") or ["/"])[0])
+    if not rt.settings.auth_required:
+        return RedirectResponse(target, status_code=303)
+    try:
+        if not token:
+            raise Unauthorized("paste an API token")
+        with rt.db.read() as s:
+            service.authenticate(s, token)
+    except Unauthorized as exc:  # the form again, with the reason (200: a form error, not a fault)
+        return _form_page(request, rt, target, exc.detail)
+    return _signed_in(request, token, target)
+
+
 @router.post("/logout")
 def logout(request: Request) -> Response:
     """Forget the cookie."""
-    _same_origin(request)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -38,7 +38,7 @@ from shipyard.serving.schemas import StatsOut
 from shipyard.serving.traffic import WINDOW_S
 from shipyard.tracking.api import project_for
 from shipyard.ui import views
-from shipyard.ui.auth import UiCallerDep, _same_origin
+from shipyard.ui.auth import UiCallerDep
 from shipyard.ui.render import PageRoute, render
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
@@ -197,7 +197,6 @@ async def set_alias_form(
 ) -> Response:
     """Point an alias at a version from the model page: the API's own handler (developers, or
     maintainers for a protected alias; one audit record), then back to the page."""
-    _same_origin(request)
     form = await _form(request)
     alias = form.get("alias", "").strip()
     version = form.get("version", "").strip()
@@ -214,7 +213,6 @@ async def delete_alias_form(
     request: Request, name: str, model: str, alias: str, caller: UiCallerDep, rt: RuntimeDep
 ) -> Response:
     """Remove an alias from the model page (the API's handler and role check)."""
-    _same_origin(request)
     await run_in_threadpool(registry_api.delete_alias, name, model, alias, caller, rt)
     return RedirectResponse(_model_url(name, model), status_code=303)
 
@@ -222,7 +220,6 @@ async def delete_alias_form(
 async def _decide(
     request: Request, request_id: str, approve: bool, caller: Any, rt: Any
 ) -> Response:
-    _same_origin(request)
     note = await _note(request)
     # The API's own handler: maintainer check, never the requester, one audit record.
     out = await run_in_threadpool(
