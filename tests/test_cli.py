@@ -158,7 +158,7 @@ def test_users_and_tokens_on_the_local_store(tmp_path: Path) -> None:
     with TestClient(create_app(Settings(home=tmp_path, auth=AuthMode.required))) as c:
         assert c.get("/api/whoami", headers=bearer(token)).json()["name"] == "alice"
         (record,) = c.get("/api/audit", params={"action": "token."}, headers=bearer(token)).json()
-        assert record["actor"] == "local" and record["client"] == "--local"
+        assert record["actor"] == "shipyard --local" and record["client"] is None
 
 
 def test_users_and_tokens_through_the_api(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shipyard import __version__
 from shipyard.audit.api import router as audit_router
 from shipyard.auth import service as auth_service
+from shipyard.auth.api import members as members_router
 from shipyard.auth.api import router as auth_router
 from shipyard.auth.guard import RequestGuard
 from shipyard.config import AuthMode, Settings
@@ -30,6 +31,7 @@ from shipyard.jobs.api import router as jobs_router
 from shipyard.jobs.background import JobServices
 from shipyard.jobs.sweep_api import router as sweep_router
 from shipyard.jobs.worker_api import router as worker_router
+from shipyard.migrations import upgrade
 from shipyard.monitoring.api import router as monitoring_router
 from shipyard.monitoring.evaluator import AlertEvaluator
 from shipyard.observability import HttpMetrics
@@ -42,7 +44,6 @@ from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.router import Router
 from shipyard.storage import Storage
 from shipyard.tracking.api import router as tracking_router
-from shipyard.tracking.members import router as members_router
 from shipyard.tracking.reaper import CrashReaper
 from shipyard.ui import STATIC_DIR
 from shipyard.ui import router as ui_router
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check_exposure()
     db = Database(settings.database)
-    db.upgrade()
+    upgrade(db.engine)
     if settings.auth is AuthMode.local:
         with db.session() as s:
             auth_service.ensure_local_token(s, settings.token_file)

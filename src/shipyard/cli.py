@@ -106,10 +106,11 @@ def server(
 def db_upgrade() -> None:
     """Apply pending migrations to the store named by SHIPYARD_DATABASE_URL (or SHIPYARD_HOME)."""
     from shipyard.db import Database
+    from shipyard.migrations import upgrade
 
     settings = Settings()
     db = Database(settings.database)
-    db.upgrade()
+    upgrade(db.engine)
     db.dispose()
     err.print(f"[green]up to date[/]: {settings.database}")
 

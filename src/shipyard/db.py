@@ -1,4 +1,8 @@
-"""The metadata store: one SQLAlchemy engine (SQLite or PostgreSQL), sessions and migrations."""
+"""The metadata store: one SQLAlchemy engine (SQLite or PostgreSQL) and its sessions.
+
+Migrations (``shipyard.migrations``, which knows every feature's tables) are applied by the
+composition roots: ``create_app`` and ``shipyard db upgrade``.
+"""
 
 from __future__ import annotations
 
@@ -105,12 +109,6 @@ class Database:
         """Call ``fn`` on SQLAlchemy session event ``name`` of every session of this store."""
         event.listen(self._sessions, name, fn)
         event.listen(self._readers, name, fn)
-
-    def upgrade(self) -> None:
-        """Apply every pending Alembic migration."""
-        from shipyard.migrations import upgrade
-
-        upgrade(self.engine)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

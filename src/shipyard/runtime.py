@@ -12,7 +12,7 @@ from shipyard.db import Database
 from shipyard.storage import Storage
 
 if TYPE_CHECKING:
-    from shipyard.auth.deps import Caller
+    from shipyard.auth import Actor
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Runtime:
     storage: Storage
     # token hash -> (the caller it stands for, expiry monotonic time): spares the store a
     # lookup on every logging call; revocation clears it.
-    token_cache: dict[str, tuple[Caller, float]] = field(default_factory=dict)
+    token_cache: dict[str, tuple[Actor, float]] = field(default_factory=dict)
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -9,20 +9,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
+from shipyard import auth
 from shipyard.auth import service as users
 from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.jobs import cost, service, workers
 from shipyard.jobs.dispatcher import dispatch_queued_jobs
 from shipyard.jobs.schemas import JobCreate, JobState, QuotaIn, WorkerCreate
+from shipyard.migrations import upgrade
 from shipyard.storage import Storage
-from shipyard.tracking import service as tracking
 
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
-    database.upgrade()
+    upgrade(database.engine)
     yield database
     database.dispose()
 
@@ -35,14 +36,14 @@ def settings(tmp_path: Path) -> Settings:
 def setup(s: Session, settings: Settings, cpus: float = 2, gpus: list[str] | None = None) -> str:
     user = users.create_user(s, "u")
     for name in ("a", "b"):
-        tracking.create_project(s, name, user.id)
+        auth.create_project(s, auth.Actor(user.id, user.name, False), name)
     spec = WorkerCreate(name="w", cpus=cpus, gpus=gpus or [])
     workers.register_worker(s, settings, Storage(str(settings.home / "a")), spec, "remote", None)
     return user.id
 
 
 def submit(s: Session, settings: Settings, user: str, project: str, **fields: object) -> str:
-    p = tracking.get_project(s, project)
+    p = auth.get_project(s, project)
     job = service.submit(s, settings, p, JobCreate(command=["true"], **fields), user)  # type: ignore[arg-type]
     s.flush()
     time.sleep(0.002)  # distinct submission times
@@ -83,11 +84,11 @@ def test_gpus_are_handed_out_once_and_quotas_hold_jobs_back(
 ) -> None:
     with db.session() as s:
         user = setup(s, settings, cpus=8, gpus=["0", "1", "2"])
-        cost.set_quota(s, tracking.get_project(s, "a"), QuotaIn(max_gpus=2), user)
+        cost.set_quota(s, auth.get_project(s, "a"), QuotaIn(max_gpus=2), user)
         jobs = [submit(s, settings, user, "a", gpus=1) for _ in range(3)]
         other = submit(s, settings, user, "b", gpus=1)
         assigned = dispatch_queued_jobs(s)
         by_id = {j.id: j.gpu_ids for j in assigned}
         assert set(by_id) == {jobs[0], jobs[1], other}  # a's third waits for its quota
         assert sorted(g for ids in by_id.values() for g in ids) == ["0", "1", "2"]
-        assert cost.quota_out(s, tracking.get_project(s, "a")).gpus_in_use == 2
+        assert cost.quota_out(s, auth.get_project(s, "a")).gpus_in_use == 2

@@ -21,10 +21,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from shipyard import auth
 from shipyard.config import Settings
 from shipyard.monitoring import notify, service, targets
 from shipyard.monitoring.schemas import ChannelCreate
-from shipyard.tracking import service as tracking
 
 A = "/api/projects/p/alerts"
 PRIVATE = {"allow_private_webhooks": True}
@@ -254,7 +254,7 @@ def test_the_channel_test_route_refuses_a_target_the_server_no_longer_allows(
     url = f"http://127.0.0.1:{listener.port}/hook"
     # Added while SHIPYARD_ALLOW_PRIVATE_WEBHOOKS was on; this server has it off.
     with app.state.runtime.db.session() as s:
-        p = tracking.get_project(s, project)
+        p = auth.get_project(s, project)
         body = ChannelCreate(name="old", url=url)
         service.create_channel(s, p, p.created_by, body, targets.Policy(allow_private=True))
     r = client.post(f"{A}/channels/old/test")

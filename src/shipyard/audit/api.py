@@ -8,13 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
+from shipyard import auth
 from shipyard.audit import service
-from shipyard.auth import roles
-from shipyard.auth.deps import CallerDep, RuntimeDep
-from shipyard.auth.roles import Role
+from shipyard.auth import ActorDep, Role, RuntimeDep
 from shipyard.errors import Forbidden
 from shipyard.inputs import Limit
-from shipyard.tracking import service as tracking
 
 router = APIRouter(prefix="/api", tags=["audit"])
 
@@ -36,7 +34,7 @@ class AuditOut(BaseModel):
 
 @router.get("/audit", response_model=list[AuditOut])
 def list_audit(
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
     project: str | None = None,
     since: str | None = None,
@@ -49,8 +47,8 @@ def list_audit(
     with rt.db.read() as s:
         project_ids: list[str] | None = None
         if project is not None:
-            p = tracking.get_project(s, project)
-            roles.require(s, caller, p.id, Role.maintainer, f"project {project!r}")
+            p = auth.get_project(s, project)
+            auth.check_role(s, caller, p.id, Role.maintainer, f"project {project!r}")
             project_ids = [p.id]
         elif not caller.is_admin:
             raise Forbidden("the whole audit log is for server admins; pass a project")

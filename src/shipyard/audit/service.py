@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shipyard.audit.tables import AuditRecord
-from shipyard.auth.deps import Caller
 from shipyard.db import utcnow
 from shipyard.errors import Unprocessable
 
@@ -19,10 +18,13 @@ MAX_LIMIT = 10_000
 SINCE = re.compile(r"^(\d+)([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
+if TYPE_CHECKING:  # the audit log sits below identity: it only reads an actor's fields
+    from shipyard.auth import Actor
+
 
 def record(
     session: Session,
-    caller: Caller,
+    actor: Actor,
     action: str,
     object_type: str,
     object_id: str,
@@ -32,10 +34,11 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    """Append one record in the caller's transaction (it commits or rolls back with the change)."""
+    """Append one record in the caller's transaction (it commits or rolls back with the change):
+    the actor is the person, or the part of the system and whom it acted for."""
     row = AuditRecord(
-        actor_id=caller.user_id,
-        actor=caller.name,
+        actor_id=actor.user_id,
+        actor=actor.label[:64],
         action=action,
         object_type=object_type,
         object_id=object_id,
@@ -43,7 +46,7 @@ def record(
         project=project,
         before=before,
         after=after,
-        client=caller.address,
+        client=actor.address,
     )
     session.add(row)
     return row

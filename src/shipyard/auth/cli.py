@@ -33,6 +33,7 @@ LocalOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+LOCAL_ACTOR = "shipyard --local"  # how the audit log names changes made with --local
 
 
 @contextmanager
@@ -40,9 +41,10 @@ def _store() -> Iterator[Any]:
     """A session on this machine's store, migrated, as ``--local`` commands use it."""
     from shipyard.config import Settings
     from shipyard.db import Database
+    from shipyard.migrations import upgrade
 
     db = Database(Settings().database)
-    db.upgrade()
+    upgrade(db.engine)
     try:
         with db.session() as s:
             yield s
@@ -50,13 +52,11 @@ def _store() -> Iterator[Any]:
         db.dispose()
 
 
-def _local_actor(s: Any) -> Any:
-    """Who a ``--local`` change is recorded as: the store's own admin ``local``."""
-    from shipyard.auth import service
-    from shipyard.auth.deps import Caller
+def _local_actor() -> Any:
+    """Who a ``--local`` change is made by: the server's own store, from its machine."""
+    from shipyard.auth.actor import system_actor
 
-    user = service.local_user(s)
-    return Caller(user.id, user.name, True, "--local")
+    return system_actor(LOCAL_ACTOR)
 
 
 def _day(value: str | None) -> str:
@@ -71,14 +71,10 @@ def create_user(
 ) -> None:
     """Add a user."""
     if local:
-        from shipyard.audit import service as audit
-        from shipyard.auth import service
+        from shipyard.auth import accounts
 
         with _store() as s:
-            user = service.create_user(s, name, is_admin=admin)
-            audit.record(
-                s, _local_actor(s), "user.create", "user", user.name, after={"is_admin": admin}
-            )
+            accounts.add_user(s, _local_actor(), name, admin)
     else:
         with Client() as c:
             c.create_user(name, admin=admin)
@@ -118,22 +114,13 @@ def create_token(
 ) -> None:
     """Mint a token; it is printed once, on stdout alone, so it can be captured."""
     if local:
-        from shipyard.audit import service as audit
-        from shipyard.auth import service
+        from shipyard.auth import accounts
         from shipyard.errors import Unprocessable
 
         if not user:
             raise Unprocessable("--local needs --user: whose token to mint")
         with _store() as s:
-            token, secret = service.create_token(s, service.get_user(s, user), name)
-            audit.record(
-                s,
-                _local_actor(s),
-                "token.create",
-                "token",
-                token.id,
-                after={"user": user, "name": name, "prefix": token.prefix},
-            )
+            _, secret = accounts.issue_token(s, _local_actor(), name, user)
     else:
         with Client() as c:
             secret = c.create_token(name, user=user)["token"]
@@ -150,7 +137,7 @@ def list_tokens(
 ) -> None:
     """List tokens (never their secrets)."""
     if local:
-        from shipyard.auth import service
+        from shipyard.auth import accounts
         from shipyard.auth.schemas import TokenOut
         from shipyard.errors import Unprocessable
 
@@ -159,7 +146,7 @@ def list_tokens(
         with _store() as s:
             rows = [
                 TokenOut.model_validate(t).model_dump(mode="json")
-                for t in service.list_tokens(s, service.get_user(s, user))
+                for t in accounts.tokens(s, _local_actor(), user)
             ]
     else:
         with Client() as c:
@@ -179,15 +166,10 @@ def list_tokens(
 def revoke_token(token_id: str, local: LocalOpt = False) -> None:
     """Revoke a token (yours; admins: anyone's)."""
     if local:
-        from shipyard.audit import service as audit
-        from shipyard.auth import service
+        from shipyard.auth import accounts
 
         with _store() as s:
-            actor = _local_actor(s)
-            token = service.revoke_token(s, service.local_user(s), token_id)
-            audit.record(
-                s, actor, "token.revoke", "token", token.id, after={"prefix": token.prefix}
-            )
+            accounts.revoke_token(s, _local_actor(), token_id)
     else:
         with Client() as c:
             c.revoke_token(token_id)

@@ -1,15 +1,15 @@
-"""Who is calling: the ``Caller`` dependency every route uses."""
+"""Who is calling: the ``Actor`` of a request, the dependency every route uses."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.auth import service
+from shipyard.auth.actor import Actor
 from shipyard.auth.scopes import TokenScope
 from shipyard.errors import Unauthorized
 from shipyard.runtime import Runtime, runtime, runtime_of
@@ -21,23 +21,9 @@ NO_TOKEN = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """The authenticated user of a request (the local user when auth is none).
-
-    ``scope`` is set for a job's token (see ``auth.scopes``); such a caller is never an admin.
-    """
-
-    user_id: str
-    name: str
-    is_admin: bool
-    address: str | None = None
-    scope: TokenScope | None = None
-
-
-def caller_of(user_id: str, name: str, is_admin: bool, scope: TokenScope | None) -> Caller:
-    """The caller a token stands for (a scoped token is no admin, whoever its user)."""
-    return Caller(user_id, name, is_admin and scope is None, None, scope)
+def actor_of(user_id: str, name: str, is_admin: bool, scope: TokenScope | None) -> Actor:
+    """The actor a token stands for (a scoped token is no admin, whoever its user)."""
+    return Actor(user_id, name, is_admin and scope is None, None, scope)
 
 
 def _authorization(request: Request) -> str | None:
@@ -63,26 +49,26 @@ def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _with_address(c: Caller, request: Request) -> Caller:
-    return Caller(c.user_id, c.name, c.is_admin, _address(request), c.scope)
+def _with_address(c: Actor, request: Request) -> Actor:
+    return Actor(c.user_id, c.name, c.is_admin, _address(request), c.scope)
 
 
-def authenticate_secret(rt: Runtime, secret: str) -> Caller:
-    """The caller a token stands for, through the short cache (reads the store on a miss)."""
+def authenticate_secret(rt: Runtime, secret: str) -> Actor:
+    """The actor a token stands for, through the short cache (reads the store on a miss)."""
     key = service.hash_token(secret)
     hit = rt.token_cache.get(key)
     if hit is None or hit[1] < time.monotonic():
         with rt.db.read() as s:
             user, scope = service.authenticate_token(s, secret)
             hit = (
-                caller_of(user.id, user.name, user.is_admin, scope),
+                actor_of(user.id, user.name, user.is_admin, scope),
                 time.monotonic() + TOKEN_CACHE_S,
             )
         rt.token_cache[key] = hit
     return hit[0]
 
 
-def current_caller(request: Request, rt: Runtime) -> Caller:
+def current_actor(request: Request, rt: Runtime) -> Actor:
     """Authenticate the request: a bearer token, or the local user when auth is none."""
     secret = _bearer(request)
     if secret is None:
@@ -92,14 +78,14 @@ def current_caller(request: Request, rt: Runtime) -> Caller:
         if cached is None:
             with rt.db.session() as s:
                 user = service.local_user(s)
-                cached = (caller_of(user.id, user.name, user.is_admin, None), float("inf"))
+                cached = (actor_of(user.id, user.name, user.is_admin, None), float("inf"))
             rt.token_cache[""] = cached
         return _with_address(cached[0], request)
     return _with_address(authenticate_secret(rt, secret), request)
 
 
-def cached_caller(request: Request, rt: Runtime) -> Caller | None:
-    """The caller when the token cache answers (no store access); ``None`` on a miss."""
+def cached_actor(request: Request, rt: Runtime) -> Actor | None:
+    """The actor when the token cache answers (no store access); ``None`` on a miss."""
     secret = _bearer(request)
     if secret is None:
         if rt.settings.auth_required:
@@ -112,17 +98,17 @@ def cached_caller(request: Request, rt: Runtime) -> Caller | None:
     return None if hit is None else _with_address(hit[0], request)
 
 
-async def caller(request: Request) -> Caller:
-    """``current_caller`` as an async dependency: a cache hit costs no hop to a worker thread.
+async def request_actor(request: Request) -> Actor:
+    """``current_actor`` as an async dependency: a cache hit costs no hop to a worker thread.
 
     Only a miss (a token not seen for ``TOKEN_CACHE_S``) reads the store, in the thread pool.
     """
     rt = runtime_of(request)
-    hit = cached_caller(request, rt)
+    hit = cached_actor(request, rt)
     if hit is not None:
         return hit
-    return await run_in_threadpool(current_caller, request, rt)
+    return await run_in_threadpool(current_actor, request, rt)
 
 
-CallerDep = Annotated[Caller, Depends(caller)]
+ActorDep = Annotated[Actor, Depends(request_actor)]
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

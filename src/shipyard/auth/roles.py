@@ -16,7 +16,7 @@ from enum import IntEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shipyard.auth.deps import Caller
+from shipyard.auth.actor import Actor
 from shipyard.auth.tables import ProjectMember, User
 from shipyard.errors import Forbidden, NotFound, Unprocessable
 
@@ -38,63 +38,63 @@ def parse_role(name: str) -> Role:
         ) from None
 
 
-def role_of(session: Session, caller: Caller, project_id: str) -> Role | None:
+def role_of(session: Session, actor: Actor, project_id: str) -> Role | None:
     """The caller's role in a project (owner for admins; capped for a job's token), or None."""
-    scope = caller.scope
+    scope = actor.scope
     if scope is not None:
         if project_id != scope.project_id:
             return None
-        role = Role.owner if scope.user_is_admin else _member_role(session, caller, project_id)
+        role = Role.owner if scope.user_is_admin else _member_role(session, actor, project_id)
         return min(role, Role.developer) if role is not None else None
-    if caller.is_admin:
+    if actor.is_admin:
         return Role.owner
-    return _member_role(session, caller, project_id)
+    return _member_role(session, actor, project_id)
 
 
-def _member_role(session: Session, caller: Caller, project_id: str) -> Role | None:
+def _member_role(session: Session, actor: Actor, project_id: str) -> Role | None:
     role = session.scalar(
         select(ProjectMember.role).where(
-            ProjectMember.project_id == project_id, ProjectMember.user_id == caller.user_id
+            ProjectMember.project_id == project_id, ProjectMember.user_id == actor.user_id
         )
     )
     return Role[role] if role else None
 
 
-def require(
-    session: Session, caller: Caller, project_id: str, needed: Role, project: str = "this project"
+def check_role(
+    session: Session, actor: Actor, project_id: str, needed: Role, project: str = "this project"
 ) -> Role:
     """The caller's role, at least ``needed``; 403 naming what is missing otherwise."""
-    role = role_of(session, caller, project_id)
-    if caller.scope is not None and (role is None or role < needed):
+    role = role_of(session, actor, project_id)
+    if actor.scope is not None and (role is None or role < needed):
         reach = f"reach {project}" if role is None else f"act as {needed.name} in {project}"
-        raise caller.scope.refuse(reach)
+        raise actor.scope.refuse(reach)
     if role is None:
-        raise Forbidden(f"user {caller.name!r} has no role in {project}")
+        raise Forbidden(f"user {actor.name!r} has no role in {project}")
     if role < needed:
         raise Forbidden(
-            f"user {caller.name!r} is {role.name} in {project}; this needs {needed.name} or above"
+            f"user {actor.name!r} is {role.name} in {project}; this needs {needed.name} or above"
         )
     return role
 
 
-def visible_projects(session: Session, caller: Caller) -> list[str] | None:
+def visible_projects(session: Session, actor: Actor) -> list[str] | None:
     """Ids of the projects the caller may read; None means every project (admins)."""
-    if caller.scope is not None:
-        project = caller.scope.project_id
-        return [project] if role_of(session, caller, project) is not None else []
-    if caller.is_admin:
+    if actor.scope is not None:
+        project = actor.scope.project_id
+        return [project] if role_of(session, actor, project) is not None else []
+    if actor.is_admin:
         return None
-    stmt = select(ProjectMember.project_id).where(ProjectMember.user_id == caller.user_id)
+    stmt = select(ProjectMember.project_id).where(ProjectMember.user_id == actor.user_id)
     return list(session.scalars(stmt))
 
 
-def reads_mounted(session: Session, caller: Caller, project_id: str, dataset: str | None) -> bool:
+def reads_mounted(session: Session, actor: Actor, project_id: str, dataset: str | None) -> bool:
     """Whether a job's token may read ``dataset`` (None: a blob) of another project: one the job
     mounts, in a project its user may still read."""
-    scope = caller.scope
+    scope = actor.scope
     if scope is None or project_id == scope.project_id or not scope.mounts(project_id, dataset):
         return False
-    return scope.user_is_admin or _member_role(session, caller, project_id) is not None
+    return scope.user_is_admin or _member_role(session, actor, project_id) is not None
 
 
 def set_member(session: Session, project_id: str, user_id: str, role: Role) -> Role | None:

@@ -46,3 +46,12 @@ class TokenCreated(TokenOut):
 class LoginLinkOut(BaseModel):
     url: str = Field(description="Open it in a browser once; it signs that browser in.")
     expires_at: datetime
+
+
+class MemberOut(BaseModel):
+    user: str
+    role: str
+
+
+class MemberSet(BaseModel):
+    role: str = Field(description="viewer, developer, maintainer or owner")

@@ -1,11 +1,11 @@
-"""Users and their API tokens."""
+"""Users, their API tokens and login links, projects and their members."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shipyard.db import Base, new_id, utcnow
@@ -50,6 +50,18 @@ class LoginLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Project(Base):
+    """A named place for runs, models, datasets, endpoints and jobs, with members and roles."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
 
 
 class ProjectMember(Base):

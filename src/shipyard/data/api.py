@@ -13,10 +13,9 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from shipyard import auth
 from shipyard.audit import service as audit
-from shipyard.auth import roles
-from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
-from shipyard.auth.roles import Role
+from shipyard.auth import Actor, ActorDep, Project, Role, RuntimeDep
 from shipyard.data import service
 from shipyard.data.schemas import (
     BlobMissing,
@@ -29,33 +28,32 @@ from shipyard.data.schemas import (
 )
 from shipyard.errors import PayloadTooLarge
 from shipyard.tracking import service as tracking
-from shipyard.tracking.api import project_for, run_for
-from shipyard.tracking.tables import Project
+from shipyard.tracking.api import run_for
 
 router = APIRouter(prefix="/api", tags=["datasets"])
 DATASET = "/projects/{project}/datasets/{name}"
 
 
-def reader_of(s: Session, caller: Caller, project: str, dataset: str | None = None) -> Project:
+def reader_of(s: Session, caller: Actor, project: str, dataset: str | None = None) -> Project:
     """The project, when the caller may read ``dataset`` there (None: its blobs): as a viewer,
     or as a job's token that mounts it from another project."""
     if caller.scope is not None:
-        p = tracking.get_project(s, project)
-        if roles.reads_mounted(s, caller, p.id, dataset):
+        p = auth.get_project(s, project)
+        if auth.reads_mounted(s, caller, p.id, dataset):
             return p
-    return project_for(s, caller, project, Role.viewer)
+    return auth.require_project(s, caller, project, Role.viewer)
 
 
 @router.get("/projects/{project}/datasets", response_model=list[DatasetOut])
-def list_datasets(project: str, caller: CallerDep, rt: RuntimeDep) -> list[DatasetOut]:
+def list_datasets(project: str, caller: ActorDep, rt: RuntimeDep) -> list[DatasetOut]:
     """A project's datasets with their latest version."""
     with rt.db.read() as s:
-        p = project_for(s, caller, project, Role.viewer)
+        p = auth.require_project(s, caller, project, Role.viewer)
         return service.datasets_out(s, p, service.list_datasets(s, p))
 
 
 @router.get(DATASET, response_model=DatasetOut)
-def get_dataset(project: str, name: str, caller: CallerDep, rt: RuntimeDep) -> DatasetOut:
+def get_dataset(project: str, name: str, caller: ActorDep, rt: RuntimeDep) -> DatasetOut:
     """A dataset with its versions (newest first, without their manifests)."""
     with rt.db.read() as s:
         p = reader_of(s, caller, project, name)
@@ -65,7 +63,7 @@ def get_dataset(project: str, name: str, caller: CallerDep, rt: RuntimeDep) -> D
 
 @router.get(DATASET + "/versions/{version}", response_model=VersionOut)
 def get_version(
-    project: str, name: str, version: str, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, version: str, caller: ActorDep, rt: RuntimeDep
 ) -> VersionOut:
     """One version (a number or ``latest``) with its manifest: every file's size and sha256."""
     with rt.db.read() as s:
@@ -77,12 +75,12 @@ def get_version(
 
 @router.post(DATASET + "/versions", response_model=VersionOut)
 def create_version(
-    project: str, name: str, body: VersionCreate, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, body: VersionCreate, caller: ActorDep, rt: RuntimeDep
 ) -> Response:
     """Record a version from a manifest whose blobs are uploaded (201), or answer the latest
     version when the files are the same (200)."""
     with rt.db.session() as s:
-        p = project_for(s, caller, project, Role.developer)
+        p = auth.require_project(s, caller, project, Role.developer)
         dataset, version, created = service.create_version(s, p, name, body, caller.user_id)
         if created:
             audit.record(
@@ -107,21 +105,21 @@ def create_version(
 
 
 @router.post("/projects/{project}/blobs/missing", response_model=BlobMissing)
-def missing_blobs(project: str, body: BlobQuery, caller: CallerDep, rt: RuntimeDep) -> BlobMissing:
+def missing_blobs(project: str, body: BlobQuery, caller: ActorDep, rt: RuntimeDep) -> BlobMissing:
     """Which of these blobs the project does not store yet (a query: POST for long lists)."""
     with rt.db.read() as s:
-        p = project_for(s, caller, project, Role.developer)
+        p = auth.require_project(s, caller, project, Role.developer)
         return BlobMissing(missing=service.missing_blobs(s, p.id, body.hashes))
 
 
 @router.put("/projects/{project}/blobs/{sha256}", response_model=BlobOut)
 async def upload_blob(
-    project: str, sha256: str, request: Request, caller: CallerDep, rt: RuntimeDep
+    project: str, sha256: str, request: Request, caller: ActorDep, rt: RuntimeDep
 ) -> BlobOut:
     """Store a blob (the raw body, streamed); refused unless its bytes hash to ``sha256``."""
     service.check_sha(sha256)
     with rt.db.read() as s:
-        p = project_for(s, caller, project, Role.developer)
+        p = auth.require_project(s, caller, project, Role.developer)
         known = service.find_blob(s, p.id, sha256)
         if known is not None:
             return BlobOut(sha256=sha256, size=known.size, existed=True)
@@ -144,9 +142,7 @@ async def upload_blob(
 
 
 @router.get("/projects/{project}/blobs/{sha256}")
-def download_blob(
-    project: str, sha256: str, caller: CallerDep, rt: RuntimeDep
-) -> StreamingResponse:
+def download_blob(project: str, sha256: str, caller: ActorDep, rt: RuntimeDep) -> StreamingResponse:
     """A blob's bytes, streamed, with ``X-Content-SHA256``."""
     with rt.db.read() as s:
         p = reader_of(s, caller, project)
@@ -159,14 +155,14 @@ def download_blob(
 
 
 @router.post("/runs/{run_id}/datasets", response_model=VersionOut)
-def use_dataset(run_id: str, body: DatasetUse, caller: CallerDep, rt: RuntimeDep) -> VersionOut:
+def use_dataset(run_id: str, body: DatasetUse, caller: ActorDep, rt: RuntimeDep) -> VersionOut:
     """Record that a run used a dataset version (lineage: dataset -> run -> model version);
     answers the version with its manifest, so the caller can pull it."""
     with rt.db.session() as s:
         _, run_project = run_for(s, caller, run_id, Role.developer)
         p, dataset, version = service.resolve_ref(s, body.ref, run_project)
-        if p.id != run_project.id and not roles.reads_mounted(s, caller, p.id, dataset.name):
-            roles.require(s, caller, p.id, Role.viewer, f"project {p.name!r}")
+        if p.id != run_project.id and not auth.reads_mounted(s, caller, p.id, dataset.name):
+            auth.check_role(s, caller, p.id, Role.viewer, f"project {p.name!r}")
         entry = service.lineage_entry(p, dataset, version)
         tracking.add_datasets(s, run_id, [entry])
         audit.record(

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shipyard.auth import service as users
+from shipyard import auth
+from shipyard.auth import Project
 from shipyard.data.schemas import (
     DATASET_NAME,
     SHA256,
@@ -32,8 +33,6 @@ from shipyard.db import utcnow
 from shipyard.errors import NotFound, Unprocessable
 from shipyard.inputs import INT32_MAX
 from shipyard.storage import Storage, StoredBlob, safe_path
-from shipyard.tracking import service as tracking
-from shipyard.tracking.tables import Project
 
 MAX_BLOB_BYTES = 64 * 1024 * 1024  # clients send chunks of 8 MiB; this leaves room
 REF = re.compile(r"^(?:(?P<project>[^/@]+)/)?(?P<name>[^/@]+)(?:@(?P<version>\w+))?$")
@@ -273,7 +272,7 @@ def resolve_ref(
     project_name, name, version = parse_ref(ref)
     project = default_project
     if project_name is not None and project_name != default_project.name:
-        project = tracking.get_project(session, project_name)
+        project = auth.get_project(session, project_name)
     dataset = get_dataset(session, project, name)
     return project, dataset, get_version(session, dataset, version)
 
@@ -296,7 +295,7 @@ def versions_out(
     with_files: bool = False,
 ) -> list[VersionOut]:
     """Wire form of versions (with their manifests when asked)."""
-    names = users.user_names(session, {v.created_by for v in versions})
+    names = auth.user_names(session, {v.created_by for v in versions})
     return [
         VersionOut(
             dataset=dataset.name,
@@ -328,7 +327,7 @@ def datasets_out(
             .group_by(DatasetVersion.dataset_id)
         )
     }
-    names = users.user_names(session, {d.created_by for d in datasets})
+    names = auth.user_names(session, {d.created_by for d in datasets})
     return [
         DatasetOut(
             name=d.name,

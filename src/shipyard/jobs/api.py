@@ -16,18 +16,14 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from shipyard import auth
 from shipyard.audit import service as audit
-from shipyard.auth import roles
-from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
-from shipyard.auth.roles import Role
+from shipyard.auth import Actor, ActorDep, Project, Role, RuntimeDep
 from shipyard.errors import Forbidden
 from shipyard.inputs import Cursor, Limit
 from shipyard.jobs import cost, service
 from shipyard.jobs.schemas import FINAL, JobCreate, JobOut, QuotaIn, QuotaOut, UsageOut
 from shipyard.jobs.tables import Job
-from shipyard.tracking import service as tracking
-from shipyard.tracking.api import project_for
-from shipyard.tracking.tables import Project
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 FOLLOW_POLL_S = 0.25
@@ -40,33 +36,33 @@ def poke(request: Request, name: str = "dispatcher") -> None:
         svc.poke()
 
 
-def job_for(s: Session, caller: Caller, job_id: str, needed: Role) -> tuple[Job, Project]:
+def job_for(s: Session, caller: Actor, job_id: str, needed: Role) -> tuple[Job, Project]:
     """Load a job and check the caller's role in its project."""
     job, project = service.project_of_job(s, job_id)
-    roles.require(s, caller, project.id, needed, f"project {project.name!r}")
+    auth.check_role(s, caller, project.id, needed, f"project {project.name!r}")
     return job, project
 
 
 def resolve_datasets(
-    s: Session, caller: Caller, project: Project, refs: list[str]
+    s: Session, caller: Actor, project: Project, refs: list[str]
 ) -> list[dict[str, Any]]:
     """Pin dataset references to versions; another project's dataset needs its viewer role."""
     out = []
     for p, entry in service.resolve_datasets(s, project, refs):
         if p.id != project.id:
-            roles.require(s, caller, p.id, Role.viewer, f"project {p.name!r}")
+            auth.check_role(s, caller, p.id, Role.viewer, f"project {p.name!r}")
         out.append(entry)
     return out
 
 
 @router.post("/projects/{project}/jobs", response_model=JobOut, status_code=201)
 def submit_job(
-    project: str, body: JobCreate, request: Request, caller: CallerDep, rt: RuntimeDep
+    project: str, body: JobCreate, request: Request, caller: ActorDep, rt: RuntimeDep
 ) -> JobOut:
     """Queue a job; refused with the reason if no worker could ever run it or it is over
     the project's quota."""
     with rt.db.session() as s:
-        p = project_for(s, caller, project, Role.developer)
+        p = auth.require_project(s, caller, project, Role.developer)
         datasets = resolve_datasets(s, caller, p, body.datasets)
         job = service.submit(s, rt.settings, p, body, caller.user_id, datasets)
         audit.record(
@@ -91,7 +87,7 @@ def submit_job(
 
 @router.get("/jobs", response_model=list[JobOut])
 def list_jobs(
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
     project: str | None = None,
     state: str | None = None,
@@ -101,14 +97,14 @@ def list_jobs(
     """Jobs, newest first, in one project or every project the caller can read."""
     with rt.db.read() as s:
         if project is not None:
-            ids: list[str] | None = [project_for(s, caller, project, Role.viewer).id]
+            ids: list[str] | None = [auth.require_project(s, caller, project, Role.viewer).id]
         else:
-            ids = roles.visible_projects(s, caller)
+            ids = auth.visible_projects(s, caller)
         return service.jobs_out(s, service.list_jobs(s, ids, state, sweep, limit))
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: str, caller: CallerDep, rt: RuntimeDep) -> JobOut:
+def get_job(job_id: str, caller: ActorDep, rt: RuntimeDep) -> JobOut:
     """One job: state, resources, worker, run, cost."""
     with rt.db.read() as s:
         job, _ = job_for(s, caller, job_id, Role.viewer)
@@ -116,16 +112,16 @@ def get_job(job_id: str, caller: CallerDep, rt: RuntimeDep) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: str, request: Request, caller: CallerDep, rt: RuntimeDep) -> JobOut:
+def cancel_job(job_id: str, request: Request, caller: ActorDep, rt: RuntimeDep) -> JobOut:
     """Cancel a job (its submitter or a maintainer): SIGTERM, then SIGKILL after the grace."""
     with rt.db.session() as s:
         job, p = job_for(s, caller, job_id, Role.viewer)
         if caller.scope is not None and caller.scope.job_id != job.id:
             raise caller.scope.refuse(f"cancel job {job.id}, only itself")
         if caller.user_id != job.created_by:
-            roles.require(s, caller, p.id, Role.maintainer, f"project {p.name!r}")
+            auth.check_role(s, caller, p.id, Role.maintainer, f"project {p.name!r}")
         else:
-            roles.require(s, caller, p.id, Role.developer, f"project {p.name!r}")
+            auth.check_role(s, caller, p.id, Role.developer, f"project {p.name!r}")
         before = service.request_cancel(
             s, rt.settings, rt.storage, job, f"cancelled by {caller.name}"
         )
@@ -154,7 +150,7 @@ def _sse(data: bytes, cursor: int) -> bytes:
 async def job_logs(
     job_id: str,
     request: Request,
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
     follow: bool = False,
     after: Cursor = 0,
@@ -196,7 +192,7 @@ async def job_logs(
 
 @router.get("/usage", response_model=UsageOut)
 def usage(
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
     project: str | None = None,
     since: str | None = "30d",
@@ -206,9 +202,9 @@ def usage(
     """Compute hours and cost by project, user, run or job over a period (``since=30d``)."""
     with rt.db.read() as s:
         if project is not None:
-            ids: list[str] | None = [project_for(s, caller, project, Role.viewer).id]
+            ids: list[str] | None = [auth.require_project(s, caller, project, Role.viewer).id]
         else:
-            ids = roles.visible_projects(s, caller)
+            ids = auth.visible_projects(s, caller)
         return cost.usage(
             s,
             ids,
@@ -221,22 +217,22 @@ def usage(
 
 
 @router.get("/projects/{project}/quota", response_model=QuotaOut)
-def get_quota(project: str, caller: CallerDep, rt: RuntimeDep) -> QuotaOut:
+def get_quota(project: str, caller: ActorDep, rt: RuntimeDep) -> QuotaOut:
     """A project's quota and what it uses of it now."""
     with rt.db.read() as s:
-        p = project_for(s, caller, project, Role.viewer)
+        p = auth.require_project(s, caller, project, Role.viewer)
         return cost.quota_out(s, p)
 
 
 @router.put("/projects/{project}/quota", response_model=QuotaOut)
 def set_quota(
-    project: str, body: QuotaIn, request: Request, caller: CallerDep, rt: RuntimeDep
+    project: str, body: QuotaIn, request: Request, caller: ActorDep, rt: RuntimeDep
 ) -> QuotaOut:
     """Set a project's quota (server admins: quotas share compute between projects)."""
     with rt.db.session() as s:
         if not caller.is_admin:
             raise Forbidden(f"user {caller.name!r} is not a server admin; quotas are set by admins")
-        p = tracking.get_project(s, project)
+        p = auth.get_project(s, project)
         before = cost.set_quota(s, p, body, caller.user_id)
         audit.record(
             s,

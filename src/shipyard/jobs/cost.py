@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from shipyard.auth import service as users
+from shipyard import auth
+from shipyard.auth import Project
 from shipyard.db import utcnow
 from shipyard.errors import Unprocessable
 from shipyard.jobs.schemas import ACTIVE, QuotaIn, QuotaOut, UsageOut, UsageRow
 from shipyard.jobs.tables import Job, JobAttempt, Quota
-from shipyard.tracking.tables import Project
 
 GROUPS = ("project", "user", "run", "job")
 
@@ -103,7 +103,7 @@ def usage(
             select(Project.id, Project.name).where(Project.id.in_({a.project_id for a in attempts}))
         )
     }
-    names = users.user_names(session, {a.user_id for a in attempts})
+    names = auth.user_names(session, {a.user_id for a in attempts})
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
     jobs: dict[str, set[str]] = defaultdict(set)
     for a in attempts:

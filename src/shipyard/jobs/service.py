@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from shipyard.auth import service as users
+from shipyard import auth
+from shipyard.auth import Project
 from shipyard.auth.scopes import TokenScope
 from shipyard.auth.tables import User
 from shipyard.config import Settings
@@ -40,7 +41,6 @@ from shipyard.storage import Storage
 from shipyard.tracking import files as run_files
 from shipyard.tracking import service as tracking
 from shipyard.tracking.schemas import RunCreate, RunStatus, RunUpdate
-from shipyard.tracking.tables import Project
 
 RETRIED = {JobState.failed, JobState.lost}
 
@@ -184,7 +184,7 @@ def get_job(session: Session, job_id: str) -> Job:
 def project_of_job(session: Session, job_id: str) -> tuple[Job, Project]:
     """A job and its project."""
     job = get_job(session, job_id)
-    project = session.get(Project, job.project_id)
+    project = auth.project_by_id(session, job.project_id)
     assert project is not None
     return job, project
 
@@ -227,7 +227,7 @@ def jobs_out(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
             )
         )
     }
-    names = users.user_names(session, {j.created_by for j in jobs})
+    names = auth.user_names(session, {j.created_by for j in jobs})
     return [
         JobOut(
             id=j.id,
@@ -295,7 +295,7 @@ def claim(session: Session, settings: Settings, worker: Worker) -> list[Assignme
     )
     out = []
     for job in session.scalars(stmt):
-        project = session.get(Project, job.project_id)
+        project = auth.project_by_id(session, job.project_id)
         user = session.get(User, job.created_by)
         assert project is not None and user is not None
         job.attempts += 1
@@ -355,10 +355,10 @@ def claim(session: Session, settings: Settings, worker: Worker) -> list[Assignme
             )
             mounted.add(f"{p.id}/{dataset.name}")
         if job.token_id:
-            users.revoke_token(session, user, job.token_id)
+            auth.revoke_token(session, user, job.token_id)
         # The job's own token: its project, its run and its datasets, no more (auth.scopes);
         # revoked when the job ends, expiring a day past its timeout should that never happen.
-        token, secret = users.create_token(
+        token, secret = auth.create_token(
             session,
             user,
             name=f"job {job.id}",
@@ -460,7 +460,7 @@ def finish(
     if job.token_id:
         user = session.get(User, job.created_by)
         if user is not None:
-            users.revoke_token(session, user, job.token_id)
+            auth.revoke_token(session, user, job.token_id)
     job.exit_code = exit_code
     if job.cancel_requested and state in RETRIED:
         state = JobState.cancelled

@@ -9,25 +9,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from shipyard import auth
 from shipyard.audit import service as audit
-from shipyard.auth import roles
-from shipyard.auth.deps import CallerDep, RuntimeDep
-from shipyard.auth.roles import Role
+from shipyard.auth import ActorDep, Role, RuntimeDep
 from shipyard.jobs import service, sweeps
 from shipyard.jobs.api import poke, resolve_datasets
 from shipyard.jobs.schemas import SweepCreate, SweepOut
-from shipyard.tracking.api import project_for
 
 router = APIRouter(prefix="/api", tags=["sweeps"])
 
 
 @router.post("/projects/{project}/sweeps", response_model=SweepOut, status_code=201)
 def create_sweep(
-    project: str, body: SweepCreate, request: Request, caller: CallerDep, rt: RuntimeDep
+    project: str, body: SweepCreate, request: Request, caller: ActorDep, rt: RuntimeDep
 ) -> SweepOut:
     """Start a sweep: trials are submitted as jobs, ``parallelism`` at a time."""
     with rt.db.session() as s:
-        p = project_for(s, caller, project, Role.developer)
+        p = auth.require_project(s, caller, project, Role.developer)
         spec = sweeps.parse_config(body.config)
         service.check_snapshot(s, rt.settings, p, body.snapshot)
         datasets = resolve_datasets(s, caller, p, spec.datasets)
@@ -50,30 +48,30 @@ def create_sweep(
 
 
 @router.get("/projects/{project}/sweeps", response_model=list[SweepOut])
-def list_sweeps(project: str, caller: CallerDep, rt: RuntimeDep) -> list[SweepOut]:
+def list_sweeps(project: str, caller: ActorDep, rt: RuntimeDep) -> list[SweepOut]:
     """A project's sweeps, newest first, with their trials."""
     with rt.db.read() as s:
-        p = project_for(s, caller, project, Role.viewer)
+        p = auth.require_project(s, caller, project, Role.viewer)
         return sweeps.sweeps_out(s, sweeps.list_sweeps(s, p))
 
 
 @router.get("/sweeps/{sweep_id}", response_model=SweepOut)
-def get_sweep(sweep_id: str, caller: CallerDep, rt: RuntimeDep) -> SweepOut:
+def get_sweep(sweep_id: str, caller: ActorDep, rt: RuntimeDep) -> SweepOut:
     """A sweep: its trials (parameters, job, run, state, metric) and the best so far."""
     with rt.db.read() as s:
         sweep = sweeps.get_sweep(s, sweep_id)
-        roles.require(s, caller, sweep.project_id, Role.viewer, "the sweep's project")
+        auth.check_role(s, caller, sweep.project_id, Role.viewer, "the sweep's project")
         return sweeps.sweeps_out(s, [sweep])[0]
 
 
 @router.post("/sweeps/{sweep_id}/cancel", response_model=SweepOut)
-def cancel_sweep(sweep_id: str, request: Request, caller: CallerDep, rt: RuntimeDep) -> SweepOut:
+def cancel_sweep(sweep_id: str, request: Request, caller: ActorDep, rt: RuntimeDep) -> SweepOut:
     """Stop a sweep and cancel its unfinished trials (its creator or a maintainer)."""
     with rt.db.session() as s:
         sweep = sweeps.get_sweep(s, sweep_id)
         needed = Role.developer if sweep.created_by == caller.user_id else Role.maintainer
-        roles.require(s, caller, sweep.project_id, Role.viewer, "the sweep's project")
-        roles.require(s, caller, sweep.project_id, needed, "the sweep's project")
+        auth.check_role(s, caller, sweep.project_id, Role.viewer, "the sweep's project")
+        auth.check_role(s, caller, sweep.project_id, needed, "the sweep's project")
         sweeps.cancel_sweep(s, rt.settings, rt.storage, sweep, "cancelled", "cancelled by a user")
         audit.record(
             s,

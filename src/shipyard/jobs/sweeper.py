@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shipyard import auth
 from shipyard.config import Settings
 from shipyard.db import Database, utcnow
 from shipyard.errors import ShipyardError
@@ -38,7 +39,6 @@ from shipyard.jobs.tables import Job, Sweep, SweepTrial
 from shipyard.storage import Storage
 from shipyard.tracking import metrics
 from shipyard.tracking import service as tracking
-from shipyard.tracking.tables import Project
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class SweepController:
         active = sum(1 for r in rows if r.state == "running")
         total = len(rows)
         submitted = 0
-        project = s.get(Project, sweep.project_id)
+        project = auth.project_by_id(s, sweep.project_id)
         assert project is not None
         while active < spec.parallelism and total < spec.run_cap:
             with warnings.catch_warnings():

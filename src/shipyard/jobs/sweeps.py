@@ -28,7 +28,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shipyard.auth import service as users
+from shipyard import auth
+from shipyard.auth import Project
 from shipyard.config import Settings
 from shipyard.db import utcnow
 from shipyard.errors import Conflict, NotFound, Unprocessable
@@ -36,7 +37,6 @@ from shipyard.jobs import service
 from shipyard.jobs.schemas import FINAL, JobCreate, SweepOut, TrialOut
 from shipyard.jobs.tables import Job, Sweep, SweepTrial
 from shipyard.storage import Storage
-from shipyard.tracking.tables import Project
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 METHODS = ("grid", "random", "bayes")
@@ -298,10 +298,10 @@ def trials_out(session: Session, sweep: Sweep) -> list[TrialOut]:
 
 def sweeps_out(session: Session, sweeps: list[Sweep]) -> list[SweepOut]:
     """Wire form of sweeps with their trials and the best so far."""
-    names = users.user_names(session, {s.created_by for s in sweeps})
+    names = auth.user_names(session, {s.created_by for s in sweeps})
     out = []
     for sw in sweeps:
-        project = session.get(Project, sw.project_id)
+        project = auth.project_by_id(session, sw.project_id)
         trials = trials_out(session, sw)
         scored = [t for t in trials if t.value is not None and t.state == "complete"]
         pick = max if sw.config["metric"].get("goal", "maximize") == "maximize" else min

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from shipyard import auth
 from shipyard.client._datasets import http_blobs
 from shipyard.client._http import Http, ServerUnreachable
 from shipyard.config import Settings
@@ -32,7 +33,6 @@ from shipyard.jobs import service, workers
 from shipyard.jobs.runner import execute
 from shipyard.jobs.schemas import ACTIVE, Assignment, JobState, WorkerCreate
 from shipyard.storage import Storage
-from shipyard.tracking import service as tracking
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class LocalOps:
 
     def blobs(self, project: str) -> Callable[[str], Iterator[bytes]]:
         with self.w.db.read() as s:
-            pid = tracking.get_project(s, project).id
+            pid = auth.get_project(s, project).id
         return lambda sha: self.w.storage.iter_bytes(data.blob_path(pid, sha))
 
     def log(self, chunk: bytes) -> None:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.audit import service as audit
-from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
+from shipyard.auth import Actor, ActorDep, RuntimeDep
 from shipyard.errors import Forbidden, PayloadTooLarge
 from shipyard.inputs import Attempt
 from shipyard.jobs import service, workers
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/api", tags=["workers"])
 MAX_LOG_BYTES = 4 * 1024 * 1024
 
 
-def require_admin(caller: Caller) -> None:
+def require_admin(caller: Actor) -> None:
     """Workers act as admins: refuse anyone else."""
     if not caller.is_admin:
         raise Forbidden(
@@ -41,7 +41,7 @@ def require_admin(caller: Caller) -> None:
 
 
 @router.get("/workers", response_model=list[WorkerOut])
-def list_workers(caller: CallerDep, rt: RuntimeDep, all: bool = False) -> list[WorkerOut]:
+def list_workers(caller: ActorDep, rt: RuntimeDep, all: bool = False) -> list[WorkerOut]:
     """Online workers (``all=true``: also offline and lost ones) with their slots."""
     with rt.db.read() as s:
         return workers.list_workers(s, include_gone=all)
@@ -49,7 +49,7 @@ def list_workers(caller: CallerDep, rt: RuntimeDep, all: bool = False) -> list[W
 
 @router.post("/workers", response_model=WorkerOut, status_code=201)
 def register_worker(
-    body: WorkerCreate, request: Request, caller: CallerDep, rt: RuntimeDep
+    body: WorkerCreate, request: Request, caller: ActorDep, rt: RuntimeDep
 ) -> WorkerOut:
     """Join the pool (a worker of the same name that is online is replaced)."""
     require_admin(caller)
@@ -63,7 +63,7 @@ def register_worker(
 
 
 @router.delete("/workers/{worker_id}", status_code=204)
-def deregister_worker(worker_id: str, request: Request, caller: CallerDep, rt: RuntimeDep) -> None:
+def deregister_worker(worker_id: str, request: Request, caller: ActorDep, rt: RuntimeDep) -> None:
     """Leave the pool; the jobs the worker held are lost (and retried when they may be)."""
     require_admin(caller)
     with rt.db.session() as s:
@@ -74,7 +74,7 @@ def deregister_worker(worker_id: str, request: Request, caller: CallerDep, rt: R
 
 
 @router.post("/workers/{worker_id}/heartbeat", response_model=HeartbeatOut)
-def heartbeat(worker_id: str, body: Heartbeat, caller: CallerDep, rt: RuntimeDep) -> HeartbeatOut:
+def heartbeat(worker_id: str, body: Heartbeat, caller: ActorDep, rt: RuntimeDep) -> HeartbeatOut:
     """The worker is alive and runs these jobs; the reply names the jobs it must stop."""
     require_admin(caller)
     with rt.db.session() as s:
@@ -84,7 +84,7 @@ def heartbeat(worker_id: str, body: Heartbeat, caller: CallerDep, rt: RuntimeDep
 
 
 @router.post("/workers/{worker_id}/claim", response_model=list[Assignment])
-def claim(worker_id: str, caller: CallerDep, rt: RuntimeDep) -> list[Assignment]:
+def claim(worker_id: str, caller: ActorDep, rt: RuntimeDep) -> list[Assignment]:
     """The jobs the dispatcher gave this worker, each with a token to log into its run."""
     require_admin(caller)
     with rt.db.session() as s:
@@ -97,7 +97,7 @@ async def append_log(
     worker_id: str,
     attempt: Attempt,
     request: Request,
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
 ) -> None:
     """Append a chunk of the job's output (the raw body)."""
@@ -116,7 +116,7 @@ async def append_log(
 
 @router.post("/jobs/{job_id}/state", response_model=JobOut)
 def report_state(
-    job_id: str, body: JobStateIn, request: Request, caller: CallerDep, rt: RuntimeDep
+    job_id: str, body: JobStateIn, request: Request, caller: ActorDep, rt: RuntimeDep
 ) -> JobOut:
     """The worker's news of an attempt: running, or how it ended."""
     require_admin(caller)

@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.orm import Session
 
+from shipyard import auth
 from shipyard.background import Periodic
 from shipyard.db import utcnow
 from shipyard.errors import NotFound
@@ -26,7 +27,6 @@ from shipyard.serving import drift
 from shipyard.serving import service as serving_service
 from shipyard.serving.api import Serving
 from shipyard.serving.schemas import DriftOut
-from shipyard.tracking import service as tracking
 
 log = logging.getLogger(__name__)
 TRAFFIC = ("rate", "error_ratio", "p50_ms", "p95_ms", "p99_ms")
@@ -90,7 +90,7 @@ class AlertEvaluator(Periodic):
         self._reports.clear()
         todo: list[tuple[int, dict[str, Any], list[tuple[str, str, str]]]] = []
         with self.rt.db.session() as s:
-            projects = tracking.project_names(s)
+            projects = auth.project_names(s)
             for rule in service.list_rules(s, None):
                 if not rule.enabled:
                     self.gauge.labels(projects[rule.project_id], rule.name).set(0)

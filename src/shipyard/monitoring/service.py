@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shipyard import auth
+from shipyard.auth import Project
 from shipyard.db import utcnow
 from shipyard.errors import Conflict, NotFound, Unprocessable
 from shipyard.monitoring.schemas import (
@@ -32,8 +34,6 @@ from shipyard.monitoring.schemas import (
 from shipyard.monitoring.tables import AlertChannel, AlertEvent, AlertRule
 from shipyard.monitoring.targets import Policy, Refused, check_new
 from shipyard.serving import service as serving
-from shipyard.tracking import service as tracking
-from shipyard.tracking.tables import Project
 
 STATES = ("ok", "pending", "firing")
 
@@ -149,7 +149,7 @@ def rules_on(s: Session, project: Project, endpoint: str) -> list[RuleOut]:
 def firing_out(s: Session, project_ids: Sequence[str] | None) -> list[RuleOut]:
     """The rules firing now, as the API shows them."""
     rules = firing(s, project_ids)
-    names = tracking.project_names(s, (r.project_id for r in rules))
+    names = auth.project_names(s, (r.project_id for r in rules))
     return [rule_out(r, names[r.project_id]) for r in rules]
 
 

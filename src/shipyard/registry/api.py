@@ -13,10 +13,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from shipyard import auth
 from shipyard.audit import service as audit
-from shipyard.auth import roles
-from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
-from shipyard.auth.roles import Role
+from shipyard.auth import Actor, ActorDep, Project, Role, RuntimeDep
 from shipyard.errors import NotFound
 from shipyard.inputs import Version
 from shipyard.registry import service
@@ -35,23 +34,21 @@ from shipyard.registry.schemas import (
 )
 from shipyard.registry.tables import RegisteredModel
 from shipyard.storage import safe_path
-from shipyard.tracking.api import project_for
-from shipyard.tracking.tables import Project
 
 router = APIRouter(prefix="/api", tags=["registry"])
 MODEL = "/projects/{project}/models/{name}"
 
 
 def _model(
-    s: Session, caller: Caller, project: str, name: str, needed: Role
+    s: Session, caller: Actor, project: str, name: str, needed: Role
 ) -> tuple[Project, RegisteredModel]:
-    p = project_for(s, caller, project, needed)
+    p = auth.require_project(s, caller, project, needed)
     return p, service.get_model(s, p, name)
 
 
 def _record(
     s: Session,
-    caller: Caller,
+    caller: Actor,
     action: str,
     p: Project,
     obj: str,
@@ -73,7 +70,7 @@ def _record(
 
 @router.get("/models", response_model=list[ModelOut])
 def search_models(
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
     project: str | None = None,
     q: Annotated[str | None, Query(max_length=128)] = None,  # a model name is at most 128
@@ -81,32 +78,32 @@ def search_models(
     """Models whose name contains ``q``, in one project or every project the caller can read."""
     with rt.db.read() as s:
         if project is not None:
-            ids: list[str] | None = [project_for(s, caller, project, Role.viewer).id]
+            ids: list[str] | None = [auth.require_project(s, caller, project, Role.viewer).id]
         else:
-            ids = roles.visible_projects(s, caller)
+            ids = auth.visible_projects(s, caller)
         return service.models_out(s, service.search_models(s, ids, q))
 
 
 @router.get("/models/resolve", response_model=VersionOut)
-def resolve(uri: str, caller: CallerDep, rt: RuntimeDep) -> VersionOut:
+def resolve(uri: str, caller: ActorDep, rt: RuntimeDep) -> VersionOut:
     """The version a ``models:/NAME@ALIAS`` (or ``/VERSION``, ``PROJECT/NAME...``) URI names."""
     with rt.db.read() as s:
-        found = service.resolve(s, uri, roles.visible_projects(s, caller))
+        found = service.resolve(s, uri, auth.visible_projects(s, caller))
         return service.versions_out(s, found.model, [found.version])[0]
 
 
 @router.post("/projects/{project}/models", response_model=ModelOut, status_code=201)
-def create_model(project: str, body: ModelCreate, caller: CallerDep, rt: RuntimeDep) -> ModelOut:
+def create_model(project: str, body: ModelCreate, caller: ActorDep, rt: RuntimeDep) -> ModelOut:
     """Register a model name in a project."""
     with rt.db.session() as s:
-        p = project_for(s, caller, project, Role.developer)
+        p = auth.require_project(s, caller, project, Role.developer)
         model = service.create_model(s, p, body.name, caller.user_id, body.description, body.tags)
         _record(s, caller, "model.create", p, model.name, after=body.model_dump())
         return service.models_out(s, [model])[0]
 
 
 @router.get(MODEL, response_model=ModelOut)
-def get_model(project: str, name: str, caller: CallerDep, rt: RuntimeDep) -> ModelOut:
+def get_model(project: str, name: str, caller: ActorDep, rt: RuntimeDep) -> ModelOut:
     """A model with its versions, aliases and card."""
     with rt.db.read() as s:
         _, model = _model(s, caller, project, name, Role.viewer)
@@ -115,7 +112,7 @@ def get_model(project: str, name: str, caller: CallerDep, rt: RuntimeDep) -> Mod
 
 @router.patch(MODEL, response_model=ModelOut)
 def update_model(
-    project: str, name: str, body: ModelUpdate, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, body: ModelUpdate, caller: ActorDep, rt: RuntimeDep
 ) -> ModelOut:
     """Change a model's description, card (markdown) or tags."""
     with rt.db.session() as s:
@@ -134,7 +131,7 @@ def update_model(
 
 
 @router.delete(MODEL, status_code=204)
-def delete_model(project: str, name: str, caller: CallerDep, rt: RuntimeDep) -> None:
+def delete_model(project: str, name: str, caller: ActorDep, rt: RuntimeDep) -> None:
     """Delete a model, its versions and files (maintainers; the audit log keeps the record)."""
     with rt.db.session() as s:
         p, model = _model(s, caller, project, name, Role.maintainer)
@@ -145,11 +142,11 @@ def delete_model(project: str, name: str, caller: CallerDep, rt: RuntimeDep) -> 
 
 @router.post(MODEL + "/versions", response_model=VersionOut, status_code=201)
 def create_version(
-    project: str, name: str, body: VersionCreate, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, body: VersionCreate, caller: ActorDep, rt: RuntimeDep
 ) -> VersionOut:
     """Register the package a run logged as the next version (the model is created if new)."""
     with rt.db.session() as s:
-        p = project_for(s, caller, project, Role.developer)
+        p = auth.require_project(s, caller, project, Role.developer)
         model = service.find_model(s, p, name)
         if model is None:
             model = service.create_model(s, p, name, caller.user_id)
@@ -178,7 +175,7 @@ def create_version(
 
 @router.get(MODEL + "/versions", response_model=list[VersionOut])
 def list_versions(
-    project: str, name: str, caller: CallerDep, rt: RuntimeDep, status: str | None = None
+    project: str, name: str, caller: ActorDep, rt: RuntimeDep, status: str | None = None
 ) -> list[VersionOut]:
     """A model's versions, newest first (``status=ready|archived`` to filter)."""
     with rt.db.read() as s:
@@ -188,7 +185,7 @@ def list_versions(
 
 @router.get(MODEL + "/versions/{version}", response_model=VersionOut)
 def get_version(
-    project: str, name: str, version: Version, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, version: Version, caller: ActorDep, rt: RuntimeDep
 ) -> VersionOut:
     """One version: signature, files, lineage, aliases."""
     with rt.db.read() as s:
@@ -202,7 +199,7 @@ def update_version(
     name: str,
     version: Version,
     body: VersionUpdate,
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
 ) -> VersionOut:
     """Describe or tag a version (developers), or archive/restore it (maintainers)."""
@@ -225,7 +222,7 @@ def update_version(
 
 @router.delete(MODEL + "/versions/{version}", status_code=204)
 def delete_version(
-    project: str, name: str, version: Version, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, version: Version, caller: ActorDep, rt: RuntimeDep
 ) -> None:
     """Delete a version and its files (maintainers; refused while an alias points at it)."""
     with rt.db.session() as s:
@@ -237,7 +234,7 @@ def delete_version(
 
 @router.get(MODEL + "/versions/{version}/files/{path:path}")
 def download_file(
-    project: str, name: str, version: Version, path: str, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, version: Version, path: str, caller: ActorDep, rt: RuntimeDep
 ) -> StreamingResponse:
     """One file of a version's package, streamed, with ``X-Content-SHA256``."""
     with rt.db.read() as s:
@@ -260,13 +257,13 @@ def _alias_role(s: Session, p: Project, alias: str) -> Role:
 
 @router.put(MODEL + "/aliases/{alias}", response_model=ModelOut)
 def set_alias(
-    project: str, name: str, alias: str, body: AliasSet, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, alias: str, body: AliasSet, caller: ActorDep, rt: RuntimeDep
 ) -> ModelOut:
     """Point an alias at a version; a protected alias needs a maintainer (or an approval)."""
     with rt.db.session() as s:
-        p = project_for(s, caller, project, Role.viewer)
+        p = auth.require_project(s, caller, project, Role.viewer)
         service.check_alias(alias)
-        roles.require(s, caller, p.id, _alias_role(s, p, alias), f"project {project!r}")
+        auth.check_role(s, caller, p.id, _alias_role(s, p, alias), f"project {project!r}")
         model = service.get_model(s, p, name)
         before = service.set_alias(s, model, alias, body.version, caller.user_id)
         _record(
@@ -282,12 +279,12 @@ def set_alias(
 
 
 @router.delete(MODEL + "/aliases/{alias}", status_code=204)
-def delete_alias(project: str, name: str, alias: str, caller: CallerDep, rt: RuntimeDep) -> None:
+def delete_alias(project: str, name: str, alias: str, caller: ActorDep, rt: RuntimeDep) -> None:
     """Remove an alias (the same role as moving it)."""
     with rt.db.session() as s:
-        p = project_for(s, caller, project, Role.viewer)
+        p = auth.require_project(s, caller, project, Role.viewer)
         service.check_alias(alias)
-        roles.require(s, caller, p.id, _alias_role(s, p, alias), f"project {project!r}")
+        auth.check_role(s, caller, p.id, _alias_role(s, p, alias), f"project {project!r}")
         model = service.get_model(s, p, name)
         before = service.delete_alias(s, model, alias)
         _record(s, caller, "alias.delete", p, f"{name}@{alias}", before={"version": before})
@@ -295,7 +292,7 @@ def delete_alias(project: str, name: str, alias: str, caller: CallerDep, rt: Run
 
 @router.post(MODEL + "/alias-requests", response_model=AliasRequestOut, status_code=201)
 def request_alias(
-    project: str, name: str, body: AliasRequestCreate, caller: CallerDep, rt: RuntimeDep
+    project: str, name: str, body: AliasRequestCreate, caller: ActorDep, rt: RuntimeDep
 ) -> dict[str, Any]:
     """Ask for an alias to move; a maintainer other than the requester approves or rejects."""
     with rt.db.session() as s:
@@ -321,25 +318,25 @@ def request_alias(
 
 @router.get("/projects/{project}/alias-requests", response_model=list[AliasRequestOut])
 def list_requests(
-    project: str, caller: CallerDep, rt: RuntimeDep, status: str | None = None
+    project: str, caller: ActorDep, rt: RuntimeDep, status: str | None = None
 ) -> list[dict[str, Any]]:
     """A project's alias requests, newest first (``status=pending`` for the open ones)."""
     with rt.db.read() as s:
-        p = project_for(s, caller, project, Role.viewer)
+        p = auth.require_project(s, caller, project, Role.viewer)
         return [service.request_out(s, r) for r in service.list_requests(s, p, status)]
 
 
 def decide_request(
-    request_id: str, approve: bool, body: Decision, caller: Caller, rt: Any
+    request_id: str, approve: bool, body: Decision, caller: Actor, rt: Any
 ) -> dict[str, Any]:
     """Approve or reject an alias request as ``caller`` (a maintainer other than the requester),
     with its audit record; the approve/reject routes and the UI's buttons both call this."""
     with rt.db.session() as s:
         request = service.get_request(s, request_id)
         model = s.get(RegisteredModel, request.model_id)
-        p = s.get(Project, model.project_id) if model else None
+        p = auth.project_by_id(s, model.project_id) if model else None
         assert model is not None and p is not None
-        roles.require(s, caller, p.id, Role.maintainer, f"project {p.name!r}")
+        auth.check_role(s, caller, p.id, Role.maintainer, f"project {p.name!r}")
         before = service.decide(s, request, approve, caller.user_id, body.note)
         action = "alias_request.approve" if approve else "alias_request.reject"
         _record(
@@ -355,32 +352,32 @@ def decide_request(
 
 
 @router.post("/alias-requests/{request_id}/approve", response_model=AliasRequestOut)
-def approve(request_id: str, body: Decision, caller: CallerDep, rt: RuntimeDep) -> dict[str, Any]:
+def approve(request_id: str, body: Decision, caller: ActorDep, rt: RuntimeDep) -> dict[str, Any]:
     """Approve a pending request: the alias moves now."""
     return decide_request(request_id, True, body, caller, rt)
 
 
 @router.post("/alias-requests/{request_id}/reject", response_model=AliasRequestOut)
-def reject(request_id: str, body: Decision, caller: CallerDep, rt: RuntimeDep) -> dict[str, Any]:
+def reject(request_id: str, body: Decision, caller: ActorDep, rt: RuntimeDep) -> dict[str, Any]:
     """Reject a pending request."""
     return decide_request(request_id, False, body, caller, rt)
 
 
 @router.get("/projects/{project}/protected-aliases", response_model=ProtectedAliases)
-def get_protected(project: str, caller: CallerDep, rt: RuntimeDep) -> ProtectedAliases:
+def get_protected(project: str, caller: ActorDep, rt: RuntimeDep) -> ProtectedAliases:
     """Aliases that only maintainers (or approved requests) may move."""
     with rt.db.read() as s:
-        p = project_for(s, caller, project, Role.viewer)
+        p = auth.require_project(s, caller, project, Role.viewer)
         return ProtectedAliases(aliases=service.protected_aliases(s, p))
 
 
 @router.put("/projects/{project}/protected-aliases", response_model=ProtectedAliases)
 def set_protected(
-    project: str, body: ProtectedAliases, caller: CallerDep, rt: RuntimeDep
+    project: str, body: ProtectedAliases, caller: ActorDep, rt: RuntimeDep
 ) -> ProtectedAliases:
     """Choose the protected aliases (owners)."""
     with rt.db.session() as s:
-        p = project_for(s, caller, project, Role.owner)
+        p = auth.require_project(s, caller, project, Role.owner)
         before = service.set_protected_aliases(s, p, body.aliases)
         _record(
             s,

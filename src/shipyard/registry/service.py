@@ -16,7 +16,8 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shipyard.auth import service as users
+from shipyard import auth
+from shipyard.auth import Project
 from shipyard.db import utcnow
 from shipyard.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shipyard.packages import MANIFEST, Manifest
@@ -31,7 +32,6 @@ from shipyard.registry.tables import (
 from shipyard.storage import Storage
 from shipyard.tracking import files as run_files
 from shipyard.tracking import service as tracking
-from shipyard.tracking.tables import Project
 
 DEFAULT_PROTECTED = ["champion", "production"]
 RUNS_URI = re.compile(r"^runs:/([0-9a-f]{32})/(.+)$")
@@ -181,8 +181,8 @@ def models_out(
             .group_by(ModelVersion.model_id)
         )
     }
-    projects = tracking.project_names(session, (m.project_id for m in models))
-    names = users.user_names(session, {m.created_by for m in models})
+    projects = auth.project_names(session, (m.project_id for m in models))
+    names = auth.user_names(session, {m.created_by for m in models})
     out = []
     for m in models:
         versions = versions_out(session, m, list_versions(session, m)) if with_versions else []
@@ -234,8 +234,8 @@ def versions_out(
 ) -> list[VersionOut]:
     """Wire form of versions, with their aliases."""
     aliases = aliases_of(session, [model.id])[model.id]
-    project = session.get(Project, model.project_id)
-    names = users.user_names(session, {v.created_by for v in versions})
+    project = auth.project_by_id(session, model.project_id)
+    names = auth.user_names(session, {v.created_by for v in versions})
     return [
         VersionOut(
             model=model.name,
@@ -501,8 +501,8 @@ def request_out(session: Session, request: AliasRequest) -> dict[str, Any]:
     """Wire form of an alias request."""
     model = session.get(RegisteredModel, request.model_id)
     assert model is not None
-    project = session.get(Project, model.project_id)
-    names = users.user_names(session, {request.requested_by, request.decided_by or ""})
+    project = auth.project_by_id(session, model.project_id)
+    names = auth.user_names(session, {request.requested_by, request.decided_by or ""})
     return {
         "id": request.id,
         "project": project.name if project else "",
@@ -547,7 +547,7 @@ def resolve(session: Session, uri: str, visible: Sequence[str] | None) -> Resolv
     project_name, name, alias, version = parse_uri(uri)
     check_name(name)
     if project_name is not None:
-        project = tracking.get_project(session, project_name)
+        project = auth.get_project(session, project_name)
         if visible is not None and project.id not in visible:
             raise NotFound(f"model {name!r} does not exist in project {project_name!r}")
         model = get_model(session, project, name)
@@ -567,7 +567,7 @@ def resolve(session: Session, uri: str, visible: Sequence[str] | None) -> Resolv
                 f"use models:/PROJECT/{name}..."
             )
         model = found[0]
-        owner = session.get(Project, model.project_id)
+        owner = auth.project_by_id(session, model.project_id)
         assert owner is not None
         project = owner
     if alias is not None:

@@ -21,10 +21,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shipyard import auth
 from shipyard.audit import service as audit
-from shipyard.auth import roles
-from shipyard.auth.deps import Caller, CallerDep, RuntimeDep, cached_caller, current_caller
-from shipyard.auth.roles import Role
+from shipyard.auth import Actor, ActorDep, Project, Role, RuntimeDep, cached_actor, current_actor
 from shipyard.config import Settings
 from shipyard.errors import NotFound, PayloadTooLarge, ShipyardError
 from shipyard.packages import Signature
@@ -46,8 +45,6 @@ from shipyard.serving.schemas import (
 )
 from shipyard.serving.tables import Endpoint
 from shipyard.serving.traffic import WINDOW_S
-from shipyard.tracking.api import project_for
-from shipyard.tracking.tables import Project
 
 router = APIRouter(tags=["serving"])
 VersionInputs = tuple[Signature, dict[str, np.ndarray] | None]
@@ -114,13 +111,13 @@ async def serving(request: Request) -> Serving:
 ServingDep = Annotated[Serving, Depends(serving)]
 
 
-def endpoint_for(s: Session, caller: Caller, name: str, needed: Role) -> tuple[Endpoint, Project]:
+def endpoint_for(s: Session, caller: Actor, name: str, needed: Role) -> tuple[Endpoint, Project]:
     """The endpoint and its project, when the caller has ``needed`` on it (404/403 otherwise).
     Changes (maintainer and above) lock the endpoint's row against the controller's clean-up."""
     endpoint = service.get_endpoint(s, name, lock=needed >= Role.maintainer)
-    project = s.get(Project, endpoint.project_id)
+    project = auth.project_by_id(s, endpoint.project_id)
     assert project is not None
-    roles.require(s, caller, project.id, needed, f"project {project.name!r}")
+    auth.check_role(s, caller, project.id, needed, f"project {project.name!r}")
     return endpoint, project
 
 
@@ -131,7 +128,7 @@ def live_out(s: Session, sv: Serving, endpoint: Endpoint) -> EndpointOut:
 
 @contextmanager
 def _changing(
-    rt: Runtime, sv: Serving, caller: Caller, name: str
+    rt: Runtime, sv: Serving, caller: Actor, name: str
 ) -> Iterator[tuple[Session, Endpoint, Project]]:
     """A maintainer's change to endpoint ``name``, in one transaction with the endpoint's row
     locked; once it is committed, the controller's next pass has taken it in before the reply
@@ -144,7 +141,7 @@ def _changing(
 
 def _record(
     s: Session,
-    caller: Caller,
+    caller: Actor,
     action: str,
     p: Project,
     name: str,
@@ -168,10 +165,10 @@ def _record(
 
 
 @router.post("/api/endpoints", response_model=EndpointOut, status_code=201)
-def deploy(body: EndpointDeploy, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
+def deploy(body: EndpointDeploy, caller: ActorDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
     """Create an endpoint, or roll it to another version (``canary`` to split the traffic)."""
     with rt.db.session() as s:
-        project = project_for(s, caller, body.project, Role.maintainer)
+        project = auth.require_project(s, caller, body.project, Role.maintainer)
         endpoint, version, before = service.deploy(s, project, body, caller.user_id)
         _record(
             s,
@@ -189,19 +186,19 @@ def deploy(body: EndpointDeploy, caller: CallerDep, rt: RuntimeDep, sv: ServingD
 
 @router.get("/api/endpoints", response_model=list[EndpointOut])
 def list_endpoints(
-    caller: CallerDep, rt: RuntimeDep, sv: ServingDep, project: str | None = None
+    caller: ActorDep, rt: RuntimeDep, sv: ServingDep, project: str | None = None
 ) -> list[EndpointOut]:
     """Endpoints of one project, or of every project the caller can read."""
     with rt.db.read() as s:
         if project is not None:
-            ids: list[str] | None = [project_for(s, caller, project, Role.viewer).id]
+            ids: list[str] | None = [auth.require_project(s, caller, project, Role.viewer).id]
         else:
-            ids = roles.visible_projects(s, caller)
+            ids = auth.visible_projects(s, caller)
         return [live_out(s, sv, e) for e in service.list_endpoints(s, ids)]
 
 
 @router.get("/api/endpoints/{name}", response_model=EndpointOut)
-def get_endpoint(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
+def get_endpoint(name: str, caller: ActorDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
     """An endpoint: traffic split, scaling bounds and live replicas."""
     with rt.db.read() as s:
         endpoint, _ = endpoint_for(s, caller, name, Role.viewer)
@@ -211,7 +208,7 @@ def get_endpoint(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -
 @router.get("/api/endpoints/{name}/stats", response_model=StatsOut)
 def endpoint_stats(
     name: str,
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
     sv: ServingDep,
     window_s: Annotated[int, Query(ge=10, le=WINDOW_S)] = 300,
@@ -229,7 +226,7 @@ def endpoint_stats(
 @router.get("/api/endpoints/{name}/predictions", response_model=list[PredictionOut])
 def recent_predictions(
     name: str,
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
     sv: ServingDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
@@ -245,7 +242,7 @@ def recent_predictions(
 
 
 @router.get("/api/endpoints/{name}/drift", response_model=DriftOut)
-def endpoint_drift(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> DriftOut:
+def endpoint_drift(name: str, caller: ActorDep, rt: RuntimeDep, sv: ServingDep) -> DriftOut:
     """Input drift of each deployed version: its latest answered requests (this server's
     memory, ``SHIPYARD_SERVING_DRIFT_WINDOW`` of them) against the reference data in its
     package, feature by feature (PSI and KS), most drifted first."""
@@ -256,7 +253,7 @@ def endpoint_drift(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep)
 
 
 @router.delete("/api/endpoints/{name}", status_code=204)
-def delete_endpoint(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> None:
+def delete_endpoint(name: str, caller: ActorDep, rt: RuntimeDep, sv: ServingDep) -> None:
     """Delete an endpoint; its replicas stop."""
     with _changing(rt, sv, caller, name) as (s, endpoint, project):
         before = service.traffic(s, endpoint)
@@ -266,7 +263,7 @@ def delete_endpoint(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
 
 @router.put("/api/endpoints/{name}/traffic", response_model=EndpointOut)
 def set_traffic(
-    name: str, body: Traffic, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+    name: str, body: Traffic, caller: ActorDep, rt: RuntimeDep, sv: ServingDep
 ) -> EndpointOut:
     """Split traffic between deployed versions (percentages adding up to 100)."""
     with _changing(rt, sv, caller, name) as (s, endpoint, project):
@@ -287,7 +284,7 @@ def set_traffic(
 
 @router.post("/api/endpoints/{name}/promote", response_model=EndpointOut)
 def promote(
-    name: str, body: Promote, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+    name: str, body: Promote, caller: ActorDep, rt: RuntimeDep, sv: ServingDep
 ) -> EndpointOut:
     """Give one version all the traffic; the others drain and stop."""
     with _changing(rt, sv, caller, name) as (s, endpoint, project):
@@ -307,7 +304,7 @@ def promote(
 
 
 @router.post("/api/endpoints/{name}/rollback", response_model=EndpointOut)
-def rollback(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
+def rollback(name: str, caller: ActorDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
     """Send all traffic back to the version deployed before the newest."""
     with _changing(rt, sv, caller, name) as (s, endpoint, project):
         before = service.rollback(s, endpoint)
@@ -326,7 +323,7 @@ def rollback(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> En
 
 
 @router.put("/api/endpoints/{name}/scale", response_model=EndpointOut)
-def scale(name: str, body: Scale, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
+def scale(name: str, body: Scale, caller: ActorDep, rt: RuntimeDep, sv: ServingDep) -> EndpointOut:
     """Autoscaling bounds: between ``min_replicas`` and ``max_replicas`` (0 scales to zero)."""
     with _changing(rt, sv, caller, name) as (s, endpoint, project):
         before = service.scale(
@@ -353,7 +350,7 @@ def scale(name: str, body: Scale, caller: CallerDep, rt: RuntimeDep, sv: Serving
 # -- inference protocols ------------------------------------------------------------------------
 
 
-def _may_invoke(rt: Runtime, sv: Serving, caller: Caller, name: str) -> None:
+def _may_invoke(rt: Runtime, sv: Serving, caller: Actor, name: str) -> None:
     """Viewers of the endpoint's project may invoke it (cached for a few seconds)."""
     state = sv.router.state(name)
     if caller.is_admin:
@@ -362,7 +359,7 @@ def _may_invoke(rt: Runtime, sv: Serving, caller: Caller, name: str) -> None:
     if sv.access.get(key, 0.0) > time.monotonic():
         return
     with rt.db.read() as s:
-        roles.require(s, caller, state.project_id, Role.viewer, f"endpoint {name!r}'s project")
+        auth.check_role(s, caller, state.project_id, Role.viewer, f"endpoint {name!r}'s project")
     sv.access[key] = time.monotonic() + ACCESS_CACHE_S
 
 
@@ -381,7 +378,7 @@ def _version(text: str) -> int:
 
 @router.post("/v1/models/{name}:predict", include_in_schema=True)
 async def tf_predict(
-    name: str, request: Request, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+    name: str, request: Request, caller: ActorDep, rt: RuntimeDep, sv: ServingDep
 ) -> Response:
     """TensorFlow Serving predict (row ``instances`` or columnar ``inputs``)."""
     _may_invoke(rt, sv, caller, name)
@@ -391,7 +388,7 @@ async def tf_predict(
 
 @router.post("/v1/models/{name}/versions/{version}:predict")
 async def tf_predict_version(
-    name: str, version: str, request: Request, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+    name: str, version: str, request: Request, caller: ActorDep, rt: RuntimeDep, sv: ServingDep
 ) -> Response:
     """TensorFlow Serving predict on one version."""
     _may_invoke(rt, sv, caller, name)
@@ -400,7 +397,7 @@ async def tf_predict_version(
 
 
 @router.get("/v1/models/{name}")
-def tf_status(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
+def tf_status(name: str, caller: ActorDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
     """TensorFlow Serving model status: each deployed version, AVAILABLE once a replica is up."""
     _may_invoke(rt, sv, caller, name)
     state = sv.router.state(name)
@@ -413,7 +410,7 @@ def tf_status(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> J
 
 @router.get("/v1/models/{name}/versions/{version}")
 def tf_version_status(
-    name: str, version: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+    name: str, version: str, caller: ActorDep, rt: RuntimeDep, sv: ServingDep
 ) -> JSONResponse:
     """TensorFlow Serving status of one version."""
     _may_invoke(rt, sv, caller, name)
@@ -424,7 +421,7 @@ def tf_version_status(
 
 
 @router.get("/v1/models/{name}/metadata")
-def tf_metadata(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
+def tf_metadata(name: str, caller: ActorDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
     """TensorFlow Serving metadata: the serving_default signature of the main version."""
     _may_invoke(rt, sv, caller, name)
     state = sv.router.state(name)
@@ -447,7 +444,7 @@ def v2_ready() -> dict[str, bool]:
 
 
 @router.get("/v2/models/{name}")
-def v2_metadata(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
+def v2_metadata(name: str, caller: ActorDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
     """Open Inference model metadata: versions and typed inputs/outputs."""
     _may_invoke(rt, sv, caller, name)
     state = sv.router.state(name)
@@ -458,7 +455,7 @@ def v2_metadata(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) ->
 
 
 @router.get("/v2/models/{name}/ready")
-def v2_model_ready(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
+def v2_model_ready(name: str, caller: ActorDep, rt: RuntimeDep, sv: ServingDep) -> JSONResponse:
     """Open Inference model readiness: 200 when a replica is ready, 503 otherwise."""
     _may_invoke(rt, sv, caller, name)
     ready = bool(sv.router.state(name).ready())
@@ -467,7 +464,7 @@ def v2_model_ready(name: str, caller: CallerDep, rt: RuntimeDep, sv: ServingDep)
 
 @router.post("/v2/models/{name}/infer")
 async def v2_infer(
-    name: str, request: Request, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+    name: str, request: Request, caller: ActorDep, rt: RuntimeDep, sv: ServingDep
 ) -> Response:
     """Open Inference infer with typed tensors."""
     _may_invoke(rt, sv, caller, name)
@@ -477,7 +474,7 @@ async def v2_infer(
 
 @router.post("/v2/models/{name}/versions/{version}/infer")
 async def v2_infer_version(
-    name: str, version: str, request: Request, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+    name: str, version: str, request: Request, caller: ActorDep, rt: RuntimeDep, sv: ServingDep
 ) -> Response:
     """Open Inference infer on one version."""
     _may_invoke(rt, sv, caller, name)
@@ -488,7 +485,7 @@ async def v2_infer_version(
 
 @router.post("/endpoints/{name}/predict")
 async def hf_predict(
-    name: str, request: Request, caller: CallerDep, rt: RuntimeDep, sv: ServingDep
+    name: str, request: Request, caller: ActorDep, rt: RuntimeDep, sv: ServingDep
 ) -> Response:
     """Hugging Face-style: ``{"inputs": ..., "parameters": {...}}``."""
     _may_invoke(rt, sv, caller, name)
@@ -587,9 +584,9 @@ class InferenceFastPath:
         rt: Runtime = app.state.runtime
         sv: Serving = app.state.serving
         try:
-            caller = cached_caller(request, rt)
+            caller = cached_actor(request, rt)
             if caller is None:
-                caller = await run_in_threadpool(current_caller, request, rt)
+                caller = await run_in_threadpool(current_actor, request, rt)
             name = params["name"]
             _may_invoke(rt, sv, caller, name)
             body = await _read_body(receive, rt.settings.max_body_bytes)

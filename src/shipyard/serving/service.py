@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shipyard import auth
+from shipyard.auth import Project
 from shipyard.db import utcnow
 from shipyard.errors import Conflict, NotFound, Unprocessable
 from shipyard.packages import REFERENCE_FILE, Signature
@@ -16,7 +18,6 @@ from shipyard.registry import service as registry
 from shipyard.serving.schemas import EndpointDeploy, EndpointOut, ReplicaOut
 from shipyard.serving.tables import Endpoint, EndpointVersion
 from shipyard.storage import Storage
-from shipyard.tracking.tables import Project
 
 
 def get_endpoint(session: Session, name: str, lock: bool = False) -> Endpoint:
@@ -226,7 +227,7 @@ def endpoint_out(
     session: Session, endpoint: Endpoint, replicas: Sequence[ReplicaOut] = ()
 ) -> EndpointOut:
     """Wire form of an endpoint with its live replicas."""
-    project = session.get(Project, endpoint.project_id)
+    project = auth.project_by_id(session, endpoint.project_id)
     return EndpointOut(
         name=endpoint.name,
         project=project.name if project else "",

@@ -16,10 +16,9 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from shipyard import auth
 from shipyard.audit import service as audit
-from shipyard.auth import roles
-from shipyard.auth.deps import Caller, CallerDep, RuntimeDep
-from shipyard.auth.roles import Role
+from shipyard.auth import Actor, ActorDep, Project, Role, RuntimeDep
 from shipyard.errors import NotFound, PayloadTooLarge, Unprocessable
 from shipyard.inputs import Int32, Limit, Offset, check_json
 from shipyard.tracking import files, metrics, service
@@ -38,76 +37,39 @@ from shipyard.tracking.schemas import (
     RunPage,
     RunUpdate,
 )
-from shipyard.tracking.tables import Project, Run
+from shipyard.tracking.tables import Run
 
 router = APIRouter(prefix="/api", tags=["tracking"])
 SERIES_MEDIA_TYPE = "application/vnd.shipyard.series"
 
 
-def run_for(s: Session, caller: Caller, run_id: str, needed: Role) -> tuple[Run, Project]:
-    """Load a run and check the caller's role in its project (a job's token writes only to
-    its own run)."""
-    run, project = service.project_of_run(s, run_id)
-    roles.require(s, caller, project.id, needed, f"project {project.name!r}")
-    if caller.scope is not None and needed > Role.viewer and run.id != caller.scope.run_id:
-        raise caller.scope.refuse(f"write to run {run.id}, only to its own run")
-    return run, project
-
-
-def project_for(s: Session, caller: Caller, name: str, needed: Role) -> Project:
-    """Load a project and check the caller's role in it."""
-    project = service.get_project(s, name)
-    roles.require(s, caller, project.id, needed, f"project {name!r}")
-    return project
+def run_for(s: Session, caller: Actor, run_id: str, needed: Role) -> tuple[Run, Project]:
+    """Load a run and check the caller's role in its project (``service.require_run``)."""
+    return service.require_run(s, caller, run_id, needed)
 
 
 @router.get("/projects", response_model=list[ProjectOut])
-def list_projects(caller: CallerDep, rt: RuntimeDep) -> list[ProjectOut]:
+def list_projects(caller: ActorDep, rt: RuntimeDep) -> list[ProjectOut]:
     """The projects the caller can read, with run counts."""
     with rt.db.read() as s:
-        return service.list_projects(s, roles.visible_projects(s, caller))
+        return service.list_projects(s, auth.visible_projects(s, caller))
 
 
 @router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
-def create_project(body: ProjectCreate, caller: CallerDep, rt: RuntimeDep) -> ProjectOut:
+def create_project(body: ProjectCreate, caller: ActorDep, rt: RuntimeDep) -> ProjectOut:
     """Create a project; the caller becomes its owner (runs also create theirs on first use)."""
-    if caller.scope is not None:
-        raise caller.scope.refuse("create projects")
     with rt.db.session() as s:
-        project = service.create_project(s, body.name, caller.user_id, body.description)
-        audit.record(
-            s,
-            caller,
-            "project.create",
-            "project",
-            project.name,
-            project_id=project.id,
-            project=project.name,
-            after={"description": body.description},
-        )
+        project = auth.create_project(s, caller, body.name, body.description)
         return ProjectOut.model_validate(project)
 
 
 @router.post("/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
-def start_run(body: RunCreate, caller: CallerDep, rt: RuntimeDep) -> RunOut:
+def start_run(body: RunCreate, caller: ActorDep, rt: RuntimeDep) -> RunOut:
     """Start a run (creating its project, owned by the caller, on first use), or resume one."""
     if caller.scope is not None and body.id != caller.scope.run_id:
         raise caller.scope.refuse("start runs; it resumes its own (SHIPYARD_RUN_ID)")
     with rt.db.session() as s:
-        project = service.find_project(s, body.project)
-        if project is None:
-            project = service.create_project(s, body.project, caller.user_id)
-            audit.record(
-                s,
-                caller,
-                "project.create",
-                "project",
-                project.name,
-                project_id=project.id,
-                project=project.name,
-            )
-        else:
-            roles.require(s, caller, project.id, Role.developer, f"project {project.name!r}")
+        project = auth.open_project(s, caller, body.project, Role.developer)
         run = service.start_run(s, project, body, caller.user_id)
         audit.record(
             s,
@@ -124,7 +86,7 @@ def start_run(body: RunCreate, caller: CallerDep, rt: RuntimeDep) -> RunOut:
 
 @router.get("/runs", response_model=RunPage)
 def search_runs(
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
     project: str | None = None,
     filter: Annotated[
@@ -137,8 +99,8 @@ def search_runs(
     """Search runs with the filter language, sorted and paginated (environment omitted)."""
     with rt.db.read() as s:
         if project is not None:
-            project_for(s, caller, project, Role.viewer)
-        visible = roles.visible_projects(s, caller)
+            auth.require_project(s, caller, project, Role.viewer)
+        visible = auth.visible_projects(s, caller)
         runs, total = service.search_runs(s, project, filter, order_by, limit, offset, visible)
         rows = service.run_rows(s, runs, environment=False)
     # Plain dicts straight to JSON: re-validating a thousand runs would double the reply time.
@@ -147,7 +109,7 @@ def search_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
-def get_run(run_id: str, caller: CallerDep, rt: RuntimeDep) -> RunOut:
+def get_run(run_id: str, caller: ActorDep, rt: RuntimeDep) -> RunOut:
     """One run with its config, environment and metric summaries."""
     with rt.db.read() as s:
         run, _ = run_for(s, caller, run_id, Role.viewer)
@@ -155,7 +117,7 @@ def get_run(run_id: str, caller: CallerDep, rt: RuntimeDep) -> RunOut:
 
 
 @router.patch("/runs/{run_id}", response_model=RunOut)
-def update_run(run_id: str, body: RunUpdate, caller: CallerDep, rt: RuntimeDep) -> RunOut:
+def update_run(run_id: str, body: RunUpdate, caller: ActorDep, rt: RuntimeDep) -> RunOut:
     """Rename, retag, annotate, merge config, or set the status of a run."""
     with rt.db.session() as s:
         run, project = run_for(s, caller, run_id, Role.developer)
@@ -185,7 +147,7 @@ def _jsonable(d: dict[str, object]) -> dict[str, object]:
 
 
 @router.post("/runs/{run_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
-def heartbeat(run_id: str, caller: CallerDep, rt: RuntimeDep) -> None:
+def heartbeat(run_id: str, caller: ActorDep, rt: RuntimeDep) -> None:
     """Tell the server the run's process is alive."""
     with rt.db.session() as s:
         run_for(s, caller, run_id, Role.developer)
@@ -193,9 +155,7 @@ def heartbeat(run_id: str, caller: CallerDep, rt: RuntimeDep) -> None:
 
 
 @router.post("/runs/{run_id}/log", response_model=LogBatchOut)
-async def log_batch(
-    run_id: str, request: Request, caller: CallerDep, rt: RuntimeDep
-) -> LogBatchOut:
+async def log_batch(run_id: str, request: Request, caller: ActorDep, rt: RuntimeDep) -> LogBatchOut:
     """Append a batch of metric points; a resent ``batch_id`` is acknowledged and not re-applied."""
     body = await request.body()
     if len(body) > rt.settings.max_body_bytes:
@@ -213,7 +173,7 @@ async def log_batch(
 
 
 @router.get("/runs/{run_id}/metrics")
-def list_metrics(run_id: str, caller: CallerDep, rt: RuntimeDep) -> dict[str, object]:
+def list_metrics(run_id: str, caller: ActorDep, rt: RuntimeDep) -> dict[str, object]:
     """The keys a run logged, with their summaries."""
     with rt.db.read() as s:
         run_for(s, caller, run_id, Role.viewer)
@@ -224,7 +184,7 @@ def list_metrics(run_id: str, caller: CallerDep, rt: RuntimeDep) -> dict[str, ob
 def history(
     run_id: str,
     request: Request,
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
     key: str,
     max_points: Annotated[int, Query(ge=10, le=1_000_000)] = 2000,
@@ -271,7 +231,7 @@ def _history_json(key: str, s: metrics.Series, total: int, downsampled: bool) ->
 
 
 @router.get("/runs/{run_id}/diff/{other_id}", response_model=RunDiff)
-def diff(run_id: str, other_id: str, caller: CallerDep, rt: RuntimeDep) -> RunDiff:
+def diff(run_id: str, other_id: str, caller: ActorDep, rt: RuntimeDep) -> RunDiff:
     """Config, summary and environment of two runs side by side."""
     with rt.db.read() as s:
         run_for(s, caller, run_id, Role.viewer)
@@ -283,7 +243,7 @@ def diff(run_id: str, other_id: str, caller: CallerDep, rt: RuntimeDep) -> RunDi
 async def log_image(
     run_id: str,
     request: Request,
-    caller: CallerDep,
+    caller: ActorDep,
     rt: RuntimeDep,
     key: str,
     step: Int32 = 0,
@@ -299,7 +259,7 @@ async def log_image(
 
 @router.get("/runs/{run_id}/images", response_model=list[ImageOut])
 def list_images(
-    run_id: str, caller: CallerDep, rt: RuntimeDep, key: str | None = None
+    run_id: str, caller: ActorDep, rt: RuntimeDep, key: str | None = None
 ) -> list[ImageOut]:
     """Images a run logged (fetch each from its artifact path)."""
     with rt.db.read() as s:
@@ -309,7 +269,7 @@ def list_images(
 
 @router.put("/runs/{run_id}/artifacts/{path:path}", response_model=ArtifactOut, status_code=201)
 async def upload_artifact(
-    run_id: str, path: str, request: Request, caller: CallerDep, rt: RuntimeDep
+    run_id: str, path: str, request: Request, caller: ActorDep, rt: RuntimeDep
 ) -> ArtifactOut:
     """Upload a file (the raw request body, streamed); the reply carries its sha256."""
     with rt.db.read() as s:
@@ -339,7 +299,7 @@ async def upload_artifact(
 
 @router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut])
 def list_artifacts(
-    run_id: str, caller: CallerDep, rt: RuntimeDep, prefix: str = ""
+    run_id: str, caller: ActorDep, rt: RuntimeDep, prefix: str = ""
 ) -> list[ArtifactOut]:
     """A run's artifacts under ``prefix``."""
     with rt.db.read() as s:
@@ -349,7 +309,7 @@ def list_artifacts(
 
 @router.get("/runs/{run_id}/artifacts/{path:path}")
 def download_artifact(
-    run_id: str, path: str, caller: CallerDep, rt: RuntimeDep
+    run_id: str, path: str, caller: ActorDep, rt: RuntimeDep
 ) -> StreamingResponse:
     """Download an artifact, streamed; ``X-Content-SHA256`` carries its hash."""
     with rt.db.read() as s:
@@ -364,7 +324,7 @@ def download_artifact(
 
 @router.post("/runs/{run_id}/checkpoints", response_model=CheckpointOut, status_code=201)
 def add_checkpoint(
-    run_id: str, body: CheckpointCreate, caller: CallerDep, rt: RuntimeDep
+    run_id: str, body: CheckpointCreate, caller: ActorDep, rt: RuntimeDep
 ) -> CheckpointOut:
     """Mark an uploaded artifact as a checkpoint with the metrics it scored."""
     with rt.db.session() as s:
@@ -385,7 +345,7 @@ def add_checkpoint(
 
 @router.get("/runs/{run_id}/checkpoints", response_model=list[CheckpointOut])
 def list_checkpoints(
-    run_id: str, caller: CallerDep, rt: RuntimeDep, best: str | None = None, goal: str = "max"
+    run_id: str, caller: ActorDep, rt: RuntimeDep, best: str | None = None, goal: str = "max"
 ) -> list[CheckpointOut]:
     """A run's checkpoints; ``best=KEY&goal=max|min`` returns only the best one."""
     with rt.db.read() as s:

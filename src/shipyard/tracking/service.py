@@ -1,4 +1,4 @@
-"""Projects and runs: start, resume, update, search, diff, and crash detection."""
+"""Runs: start, resume, update, search, diff, and crash detection; projects with their runs."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session, defer
 
-from shipyard.auth import roles
-from shipyard.auth.roles import Role
-from shipyard.auth.tables import User
+from shipyard import auth
+from shipyard.auth import Actor, Project, Role, User
 from shipyard.db import new_id, utcnow
-from shipyard.errors import Conflict, NotFound, Unprocessable
+from shipyard.errors import NotFound, Unprocessable
 from shipyard.tracking import filters
 from shipyard.tracking.schemas import (
     DiffRow,
@@ -27,41 +26,9 @@ from shipyard.tracking.schemas import (
     RunUpdate,
     SummaryOut,
 )
-from shipyard.tracking.tables import ConfigValue, MetricSummary, Project, Run
+from shipyard.tracking.tables import ConfigValue, MetricSummary, Run
 
 MAX_PAGE = 10_000
-
-
-def get_project(session: Session, name: str) -> Project:
-    """The project called ``name``."""
-    project = session.scalar(select(Project).where(Project.name == name))
-    if project is None:
-        raise NotFound(f"project {name!r} does not exist")
-    return project
-
-
-def find_project(session: Session, name: str) -> Project | None:
-    """The project called ``name``, if there is one."""
-    return session.scalar(select(Project).where(Project.name == name))
-
-
-def project_names(session: Session, ids: Iterable[str] | None = None) -> dict[str, str]:
-    """Project names by id (of the given ids, or of every project)."""
-    stmt = select(Project.id, Project.name)
-    if ids is not None:
-        stmt = stmt.where(Project.id.in_(set(ids)))
-    return {pid: name for pid, name in session.execute(stmt)}
-
-
-def create_project(session: Session, name: str, user_id: str, description: str = "") -> Project:
-    """A new project; its creator becomes its owner."""
-    if find_project(session, name) is not None:
-        raise Conflict(f"project {name!r} already exists")
-    project = Project(name=name, description=description, created_by=user_id)
-    session.add(project)
-    session.flush()
-    roles.set_member(session, project.id, user_id, Role.owner)
-    return project
 
 
 def list_projects(session: Session, visible: Sequence[str] | None = None) -> list[ProjectOut]:
@@ -77,6 +44,16 @@ def list_projects(session: Session, visible: Sequence[str] | None = None) -> lis
         ProjectOut.model_validate(p).model_copy(update={"runs": counts.get(p.id, 0)})
         for p in session.scalars(stmt)
     ]
+
+
+def require_run(session: Session, actor: Actor, run_id: str, needed: Role) -> tuple[Run, Project]:
+    """A run and its project, when the actor has ``needed`` in the project (a job's token
+    writes only to its own run)."""
+    run, project = project_of_run(session, run_id)
+    auth.require_role(session, actor, project, needed)
+    if actor.scope is not None and needed > Role.viewer and run.id != actor.scope.run_id:
+        raise actor.scope.refuse(f"write to run {run.id}, only to its own run")
+    return run, project
 
 
 def project_of_run(session: Session, run_id: str) -> tuple[Run, Project]:
@@ -236,7 +213,7 @@ def search_runs(
         raise Unprocessable("offset must not be negative")
     cond = filters.parse_filter(filter_text)
     if project is not None:
-        cond = and_(cond, Run.project_id == get_project(session, project).id)
+        cond = and_(cond, Run.project_id == auth.get_project(session, project).id)
     elif visible is not None:
         cond = and_(cond, Run.project_id.in_(visible))
     stmt = select(Run).where(cond).options(defer(Run.environment))
@@ -373,7 +350,7 @@ def project_keys(session: Session, project: str, recent: int = 1000) -> tuple[li
     """
     newest = (
         select(Run.id)
-        .where(Run.project_id == get_project(session, project).id)
+        .where(Run.project_id == auth.get_project(session, project).id)
         .order_by(Run.created_at.desc())
         .limit(recent)
         .scalar_subquery()

@@ -1,4 +1,4 @@
-"""Projects, runs and what runs log.
+"""Runs and what runs log (projects are identity: ``shipyard.auth``).
 
 Metric series are stored as chunks of packed arrays (int64 steps, float64 timestamps and
 values) rather than a row per point: a million points is a few hundred rows, appends are
@@ -24,18 +24,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shipyard.db import Base, new_id, utcnow
-
-
-class Project(Base):
-    """A named collection of runs (and, later, models, endpoints and jobs)."""
-
-    __tablename__ = "projects"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
 
 
 class Run(Base):

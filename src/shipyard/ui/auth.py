@@ -17,8 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
-from shipyard.auth import service
-from shipyard.auth.deps import Caller, RuntimeDep, caller_of, current_caller
+from shipyard.auth import Actor, RuntimeDep, actor_of, current_actor, service
 from shipyard.errors import Unauthorized
 from shipyard.ui.render import COOKIE, PageRoute, render
 
@@ -28,22 +27,22 @@ MAX_FORM_BYTES = 16 * 1024
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
-def ui_caller(request: Request, rt: RuntimeDep) -> Caller:
+def ui_caller(request: Request, rt: RuntimeDep) -> Actor:
     """The user a browser acts as: its cookie's token, or the local user when auth is none."""
     if not rt.settings.auth_required:
-        caller = current_caller(request, rt)
+        caller = current_actor(request, rt)
     else:
         secret = request.cookies.get(COOKIE)
         if not secret:
             raise Unauthorized("sign in with a login link or an API token")
         with rt.db.read() as s:  # no cache: a revoked token stops working at once
             user, scope = service.authenticate_token(s, secret)
-        caller = caller_of(user.id, user.name, user.is_admin, scope)
+        caller = actor_of(user.id, user.name, user.is_admin, scope)
     request.state.caller = caller
     return caller
 
 
-UiCallerDep = Annotated[Caller, Depends(ui_caller)]
+UiCallerDep = Annotated[Actor, Depends(ui_caller)]
 
 
 def safe_next(target: str | None) -> str:

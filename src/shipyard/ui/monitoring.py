@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 from fastapi.routing import APIRouter
 
-from shipyard.auth.deps import RuntimeDep
+from shipyard.auth import RuntimeDep
 from shipyard.monitoring import api as monitoring_api
 from shipyard.monitoring.schemas import METRICS
 from shipyard.ui.auth import UiCallerDep

@@ -16,10 +16,9 @@ from fastapi import Request, Response
 from fastapi.routing import APIRouter
 from sqlalchemy.orm import Session
 
+from shipyard import auth
 from shipyard.audit import api as audit_api
-from shipyard.auth import roles
-from shipyard.auth.deps import RuntimeDep
-from shipyard.auth.roles import Role
+from shipyard.auth import Role, RuntimeDep
 from shipyard.errors import Unprocessable
 from shipyard.jobs import api as jobs_api
 from shipyard.jobs import service as jobs
@@ -28,7 +27,6 @@ from shipyard.jobs.api import job_for
 from shipyard.jobs.schemas import FINAL, JobState
 from shipyard.jobs.tables import Job
 from shipyard.storage import Storage
-from shipyard.tracking.api import project_for
 from shipyard.ui import views
 from shipyard.ui.auth import UiCallerDep
 from shipyard.ui.render import PageRoute, render
@@ -47,7 +45,7 @@ def jobs_page(
 ) -> Response:
     """A project's jobs, newest first (one state, when asked), and its sweeps."""
     with rt.db.read() as s:
-        p = project_for(s, caller, name, Role.viewer)
+        p = auth.require_project(s, caller, name, Role.viewer)
         rows = jobs.jobs_out(s, jobs.list_jobs(s, [p.id], state or None, limit=200))
         sweep_rows = sweeps.sweeps_out(s, sweeps.list_sweeps(s, p))
     context = {
@@ -118,7 +116,7 @@ def sweep_page(request: Request, sweep_id: str, caller: UiCallerDep, rt: Runtime
     """A sweep: its trials (parameters, job, run, state, metric) and the best so far."""
     with rt.db.read() as s:
         sweep = sweeps.get_sweep(s, sweep_id)
-        roles.require(s, caller, sweep.project_id, Role.viewer, "the sweep's project")
+        auth.check_role(s, caller, sweep.project_id, Role.viewer, "the sweep's project")
         out = sweeps.sweeps_out(s, [sweep])[0]
     params = list(dict.fromkeys(k for t in out.trials for k in t.params))
     trials = sorted(out.trials, key=lambda t: t.number)

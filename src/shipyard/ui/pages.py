@@ -16,9 +16,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from shipyard.auth import roles
-from shipyard.auth.deps import RuntimeDep
-from shipyard.auth.roles import Role
+from shipyard import auth
+from shipyard.auth import Role, RuntimeDep
 from shipyard.errors import NotFound, Unprocessable
 from shipyard.jobs import service as jobs
 from shipyard.monitoring import service as monitoring
@@ -48,7 +47,7 @@ def overview(request: Request, caller: UiCallerDep, rt: RuntimeDep, sv: ServingD
     of models, endpoints and active jobs; the latest runs, the endpoints with their replicas,
     the active jobs."""
     with rt.db.read() as s:
-        visible = roles.visible_projects(s, caller)
+        visible = auth.visible_projects(s, caller)
         projects = service.list_projects(s, visible)
         recent = {
             p.name: service.runs_out(s, service.search_runs(s, p.name, limit=RECENT_PER_PROJECT)[0])
@@ -101,7 +100,7 @@ def runs_page(
     query = views.RunsQuery(name, filter, [s for s in sort if s], cols, limit, max(0, offset))
     error = None
     with rt.db.read() as s:
-        api.project_for(s, caller, name, Role.viewer)
+        auth.require_project(s, caller, name, Role.viewer)
         config_keys, metric_keys = service.project_keys(s, name)
         try:
             runs, total = service.search_runs(

@@ -21,9 +21,8 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from shipyard.auth import roles
-from shipyard.auth.deps import Caller, RuntimeDep
-from shipyard.auth.roles import Role
+from shipyard import auth
+from shipyard.auth import Actor, Role, RuntimeDep
 from shipyard.errors import Unprocessable
 from shipyard.monitoring import service as monitoring
 from shipyard.registry import api as registry_api
@@ -36,7 +35,6 @@ from shipyard.serving.api import Serving, ServingDep
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.schemas import StatsOut
 from shipyard.serving.traffic import WINDOW_S
-from shipyard.tracking.api import project_for
 from shipyard.ui import views
 from shipyard.ui.auth import UiCallerDep
 from shipyard.ui.render import PageRoute, render
@@ -123,7 +121,7 @@ def endpoint_stats(metrics: ServingMetrics, name: str) -> list[VersionStats]:
 def models_page(request: Request, name: str, caller: UiCallerDep, rt: RuntimeDep) -> Response:
     """A project's registered models: latest version and aliases."""
     with rt.db.read() as s:
-        p = project_for(s, caller, name, Role.viewer)
+        p = auth.require_project(s, caller, name, Role.viewer)
         models = registry.models_out(s, registry.search_models(s, [p.id]))
         pending: dict[str, int] = {}
         for r in registry.list_requests(s, p, "pending"):
@@ -138,7 +136,7 @@ def model_page(
 ) -> Response:
     """One model: versions, aliases, pending alias requests, card and lineage."""
     with rt.db.read() as s:
-        p = project_for(s, caller, name, Role.viewer)
+        p = auth.require_project(s, caller, name, Role.viewer)
         row = registry.get_model(s, p, model)
         out = registry.models_out(s, [row], with_versions=True)[0]
         requests = [
@@ -146,7 +144,7 @@ def model_page(
             for r in registry.list_requests(s, p, "pending")
             if r.model_id == row.id
         ]
-        role = roles.role_of(s, caller, p.id)
+        role = auth.role_of(s, caller, p.id)
         protected = registry.protected_aliases(s, p)
         serving_by_version: dict[int, list[tuple[str, int]]] = {}
         for e in serving.list_endpoints(s, [p.id]):
@@ -250,7 +248,7 @@ def endpoints_page(
 ) -> Response:
     """The endpoints of every project the user may read, with traffic and replica counts."""
     with rt.db.read() as s:
-        visible = roles.visible_projects(s, caller)
+        visible = auth.visible_projects(s, caller)
         endpoints = [serving_api.live_out(s, sv, e) for e in serving.list_endpoints(s, visible)]
     return render(request, "endpoints.html", {"endpoints": endpoints})
 
@@ -278,7 +276,7 @@ def endpoint_page(
     return render(request, "endpoint.html", context)
 
 
-def _predictions(rt: Runtime, sv: Serving, caller: Caller, name: str) -> dict[str, Any]:
+def _predictions(rt: Runtime, sv: Serving, caller: Actor, name: str) -> dict[str, Any]:
     """The predictions table's context (the API's handler: the caller's role, 404)."""
     return {
         "predictions": serving_api.recent_predictions(name, caller, rt, sv, limit=20),
@@ -296,7 +294,7 @@ def endpoint_predictions(
     return render(request, "_endpoint_predictions.html", context)
 
 
-def _drift(rt: Runtime, sv: Serving, caller: Caller, name: str) -> dict[str, Any]:
+def _drift(rt: Runtime, sv: Serving, caller: Actor, name: str) -> dict[str, Any]:
     """The drift section's context (the API's handler: the caller's role, 404)."""
     return {
         "drift": serving_api.endpoint_drift(name, caller, rt, sv),
