@@ -167,21 +167,21 @@ def measure(args: argparse.Namespace, work: Path, console: Console) -> list[dict
         copy_rate = mb / (time.perf_counter() - t)
         shutil.rmtree(work / "copy")
         t = time.perf_counter()
-        version, first = transfer.push(client.http, "bench", "blob", src)
+        version, first = transfer.push_dataset(client.http, "bench", "blob", src)
         push_rate = mb / (time.perf_counter() - t)
         assert first.sent == size, first
         rows.append(
             row(f"push_{args.size_mb}MB", push_rate, copy_rate, "MB/s", push_rate / copy_rate)
         )
         t = time.perf_counter()
-        again_version, again = transfer.push(client.http, "bench", "blob", src)
+        again_version, again = transfer.push_dataset(client.http, "bench", "blob", src)
         second_s = time.perf_counter() - t
         assert again_version["version"] == version["version"]
         rows.append(
             row("second_push_bytes_sent", again.sent, size, "bytes", size / max(again.sent, 1))
         )
         t = time.perf_counter()
-        _, pulled = transfer.pull(client.http, "bench", "blob@latest", work / "pulled")
+        _, pulled = transfer.pull_dataset(client.http, "bench", "blob@latest", work / "pulled")
         pull_rate = mb / (time.perf_counter() - t)
         assert pulled.sent == size
         rows.append(

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from shipyard.client._client import Client, RunView
-from shipyard.client._config import ClientSettings
-from shipyard.client._media import Image
-from shipyard.client._models import load_model
-from shipyard.client._run import Run
+from shipyard.client import Client, ClientSettings, Image, Run, RunView, load_model
 from shipyard.packages import PythonModel, save_model
 
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ from rich.console import Console
 from shipyard.audit.cli import audit_app
 from shipyard.auth.cli import tokens_app, ui, users_app
 from shipyard.auth.guard import host_name
-from shipyard.client._config import ClientSettings
+from shipyard.client import ClientSettings
 from shipyard.config import AuthMode, Settings
 from shipyard.data.cli import datasets_app
 from shipyard.errors import ShipyardError

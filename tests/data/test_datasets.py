@@ -40,13 +40,13 @@ def test_push_is_content_addressed_and_sends_only_what_changed(
 ) -> None:
     src = folder(tmp_path / "src", big)
     with shipyard.Client(settings=sdk) as c:
-        v1, first = transfer.push(c.http, "p", "digits", src, "first cut")
+        v1, first = transfer.push_dataset(c.http, "p", "digits", src, "first cut")
         assert (v1["version"], v1["file_count"], v1["size"]) == (1, 3, len(big) + 15)
         assert first.sent == len(big) + 15
-        v, again = transfer.push(c.http, "p", "digits", src)
+        v, again = transfer.push_dataset(c.http, "p", "digits", src)
         assert v["version"] == 1 and again.sent == 0  # the same files: no new version
         (src / "images" / "big.bin").write_bytes(big[:-1] + b"!")
-        v2, third = transfer.push(c.http, "p", "digits", src, "fixed a byte")
+        v2, third = transfer.push_dataset(c.http, "p", "digits", src, "fixed a byte")
         assert v2["version"] == 2 and third.sent == 1000  # only the last chunk changed
         d = c.http.json("GET", "/api/projects/p/datasets/digits")
         assert d["latest_version"] == 2
@@ -66,23 +66,23 @@ def test_pull_verifies_every_hash_and_resumes(
 ) -> None:
     src = folder(tmp_path / "src", big)
     with shipyard.Client(settings=sdk) as c:
-        transfer.push(c.http, "p", "digits", src)
+        transfer.push_dataset(c.http, "p", "digits", src)
         dest = tmp_path / "dest"
-        info, done = transfer.pull(c.http, "p", "digits@latest", dest)
+        info, done = transfer.pull_dataset(c.http, "p", "digits@latest", dest)
         assert info["version"] == 1 and done.files == 3
         assert (dest / "images" / "big.bin").read_bytes() == big
         assert (dest / "empty.txt").read_bytes() == b""
-        _, again = transfer.pull(c.http, "p", "digits@1", dest)
+        _, again = transfer.pull_dataset(c.http, "p", "digits@1", dest)
         assert again.sent == 0 and again.skipped == 3  # intact files are kept
         (dest / "images" / "big.bin").unlink()
         (dest / "images" / "big.bin.partial").write_bytes(big[:CHUNK] + b"garbage")
-        _, resumed = transfer.pull(c.http, "p", "digits@1", dest)
+        _, resumed = transfer.pull_dataset(c.http, "p", "digits@1", dest)
         assert resumed.sent == len(big) - CHUNK  # the intact first chunk was kept
         assert (dest / "images" / "big.bin").read_bytes() == big
         with pytest.raises(NotFound, match="has no version 7"):
-            transfer.pull(c.http, "p", "digits@7", tmp_path / "x")
+            transfer.pull_dataset(c.http, "p", "digits@7", tmp_path / "x")
         with pytest.raises(NotFound, match="dataset 'nope' does not exist"):
-            transfer.pull(c.http, "p", "nope@1", tmp_path / "x")
+            transfer.pull_dataset(c.http, "p", "nope@1", tmp_path / "x")
 
 
 def test_a_corrupted_blob_is_refused_on_pull_naming_the_file(
@@ -92,13 +92,13 @@ def test_a_corrupted_blob_is_refused_on_pull_naming_the_file(
     src.mkdir()
     (src / "weights.bin").write_bytes(b"precious bytes")
     with shipyard.Client(settings=sdk) as c:
-        v, _ = transfer.push(c.http, "p", "d", src)
+        v, _ = transfer.push_dataset(c.http, "p", "d", src)
         sha = c.http.json("GET", "/api/projects/p/datasets/d/versions/1")["files"][0]["sha256"]
         root = Path(app.state.runtime.settings.artifact_root)
         (blob,) = root.glob(f"blobs/*/{sha[:2]}/{sha}")
         blob.write_bytes(b"precious bytez")  # bit rot in the store
         with pytest.raises(Unprocessable, match="file 'weights.bin' is corrupted"):
-            transfer.pull(c.http, "p", "d@1", tmp_path / "dest")
+            transfer.pull_dataset(c.http, "p", "d@1", tmp_path / "dest")
         assert not (tmp_path / "dest" / "weights.bin").exists()
 
 

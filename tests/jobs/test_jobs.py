@@ -186,7 +186,7 @@ def test_logs_stream_live_as_server_sent_events(js: JobServer) -> None:
         seen.append(text)
         stamps.append(time.monotonic())
 
-    state = _jobs.follow(js.client.http, job["id"], on_text)
+    state = _jobs.follow_job(js.client.http, job["id"], on_text)
     text = "".join(seen)
     assert state == "succeeded"
     assert all(f"line {i}\n" in text for i in range(5))
@@ -231,7 +231,7 @@ def test_bad_submissions_are_refused_with_the_reason(js: JobServer, tmp_path: Pa
     big.mkdir()
     (big / "blob.bin").write_bytes(b"0" * 2048)
     with pytest.raises(PayloadTooLarge, match="over the limit") as too_big:
-        _jobs.submit(js.client.http, "p", ["true"], big, max_snapshot_bytes=1000)
+        _jobs.submit_job(js.client.http, "p", ["true"], big, max_snapshot_bytes=1000)
     assert "blob.bin" in too_big.value.detail
     missing = js.client.http.json("POST", "/api/projects/p/blobs/missing", {"hashes": ["0" * 64]})[
         "missing"

@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shipyard.client._cli import ProjectOpt
-from shipyard.client._client import Client
+from shipyard.client import Client, ProjectOpt
 
 audit_app = typer.Typer(help="The audit log (read only).", no_args_is_help=True)
 out = Console()

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from shipyard.audit import service as audit
+from shipyard import audit
 from shipyard.auth import service
 from shipyard.auth.actor import Actor
 from shipyard.auth.tables import Token, User

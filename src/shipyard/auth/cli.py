@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shipyard.client._client import Client
+from shipyard.client import Client
 
 users_app = typer.Typer(help="Users of the server (admins).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (shown once, stored hashed).", no_args_is_help=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shipyard.audit import service as audit
+from shipyard import audit
 from shipyard.auth import roles, service
 from shipyard.auth.actor import Actor
 from shipyard.auth.roles import Role

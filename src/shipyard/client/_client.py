@@ -272,16 +272,16 @@ class Client:
         self, project: str, name: str, folder: str | Path, description: str = ""
     ) -> dict[str, Any]:
         """Push a folder as the next version of a dataset (only missing chunks are sent)."""
-        from shipyard.client._datasets import push
+        from shipyard.client._datasets import push_dataset
 
-        version, _ = push(self.http, project, name, Path(folder), description)
+        version, _ = push_dataset(self.http, project, name, Path(folder), description)
         return version
 
     def pull_dataset(self, project: str, ref: str, dest: str | Path) -> dict[str, Any]:
         """Pull ``NAME@VERSION`` into ``dest``, every hash checked; returns the version."""
-        from shipyard.client._datasets import pull
+        from shipyard.client._datasets import pull_dataset
 
-        version, _ = pull(self.http, project, ref, Path(dest))
+        version, _ = pull_dataset(self.http, project, ref, Path(dest))
         return version
 
     def submit_job(
@@ -289,10 +289,10 @@ class Client:
     ) -> dict[str, Any]:
         """Queue ``command`` with a snapshot of ``directory``; options: cpus, gpus, memory_gb,
         datasets, timeout_s, retries, priority, env, name."""
-        from shipyard.client._jobs import submit
+        from shipyard.client._jobs import submit_job
 
         root = Path(directory) if directory is not None else None
-        return submit(self.http, project, command, root, **options)
+        return submit_job(self.http, project, command, root, **options)
 
     def job(self, job_id: str) -> dict[str, Any]:
         """One job."""
@@ -301,9 +301,9 @@ class Client:
 
     def wait_job(self, job_id: str, timeout_s: float = 3600.0) -> dict[str, Any]:
         """Wait until a job ends; returns it."""
-        from shipyard.client._jobs import wait
+        from shipyard.client._jobs import wait_job
 
-        return wait(self.http, job_id, timeout_s)
+        return wait_job(self.http, job_id, timeout_s)
 
     def job_logs(self, job_id: str) -> str:
         """A job's output so far."""

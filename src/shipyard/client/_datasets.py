@@ -132,7 +132,7 @@ def upload_missing(
     return result
 
 
-def push(
+def push_dataset(
     http: Http,
     project: str,
     name: str,
@@ -268,7 +268,7 @@ def materialize(
     return done
 
 
-def pull(
+def pull_dataset(
     http: Http,
     project: str,
     ref: str,

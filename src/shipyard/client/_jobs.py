@@ -32,7 +32,7 @@ def upload_snapshot(
     return entries
 
 
-def submit(
+def submit_job(
     http: Http,
     project: str,
     command: list[str],
@@ -59,7 +59,7 @@ def submit(
     return result
 
 
-def follow(http: Http, job_id: str, on_text: Callable[[str], object], after: int = 0) -> str:
+def follow_job(http: Http, job_id: str, on_text: Callable[[str], object], after: int = 0) -> str:
     """Stream a job's output to ``on_text`` until it ends (server-sent events); reconnects
     from the last event after a dropped connection. Returns the job's final state."""
     cursor = after
@@ -93,12 +93,14 @@ def follow(http: Http, job_id: str, on_text: Callable[[str], object], after: int
             time.sleep(1.0)  # the server restarted or the network blinked: resume
 
 
-def logs(http: Http, job_id: str) -> str:
+def job_logs(http: Http, job_id: str) -> str:
     """Everything the job printed so far (or its archived log once it ended)."""
     return http.request("GET", f"/api/jobs/{job_id}/logs").text
 
 
-def wait(http: Http, job_id: str, timeout_s: float = 3600.0, poll_s: float = 0.5) -> dict[str, Any]:
+def wait_job(
+    http: Http, job_id: str, timeout_s: float = 3600.0, poll_s: float = 0.5
+) -> dict[str, Any]:
     """Poll until the job ends; returns it."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -13,8 +13,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from shipyard import auth
-from shipyard.audit import service as audit
+from shipyard import audit, auth
 from shipyard.auth import Actor, ActorDep, Project, Role, RuntimeDep
 from shipyard.data import service
 from shipyard.data.schemas import (

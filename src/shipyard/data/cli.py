@@ -17,9 +17,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from shipyard.client import _datasets as transfer
-from shipyard.client._cli import ProjectOpt, require_project
-from shipyard.client._client import Client
+from shipyard.client import (
+    Client,
+    ProjectOpt,
+    folder_files,
+    pull_dataset,
+    push_dataset,
+    require_project,
+)
 
 datasets_app = typer.Typer(help="Versioned, content-addressed datasets.", no_args_is_help=True)
 out = Console()
@@ -52,11 +57,11 @@ def push(
     interrupted push resumes, and pushing unchanged data sends nothing)."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
-    total = sum(f.stat().st_size for f, _ in transfer.folder_files(folder))
+    total = sum(f.stat().st_size for f, _ in folder_files(folder))
     with Client() as client, _bar() as bar:
         hashing = bar.add_task("hashing", total=total)
         sending = bar.add_task("uploading", total=total)
-        version, done = transfer.push(
+        version, done = push_dataset(
             client.http,
             require_project(project),
             name,
@@ -112,7 +117,7 @@ def pull(
     there and intact are kept, an interrupted pull resumes."""
     with Client() as client, _bar() as bar:
         task = bar.add_task(ref, total=None)
-        info, done = transfer.pull(
+        info, done = pull_dataset(
             client.http,
             project or "",
             ref,

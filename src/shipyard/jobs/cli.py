@@ -16,10 +16,18 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from shipyard.client import _jobs
-from shipyard.client._cli import ProjectOpt, parse_duration, require_project
-from shipyard.client._client import Client
-from shipyard.client._config import ClientSettings
+from shipyard.client import (
+    Client,
+    ClientSettings,
+    ProjectOpt,
+    follow_job,
+    iter_jobs,
+    job_logs,
+    parse_duration,
+    require_project,
+    submit_job,
+    upload_snapshot,
+)
 from shipyard.errors import Unprocessable
 
 jobs_app = typer.Typer(help="Training jobs on the queue.", no_args_is_help=True)
@@ -73,7 +81,7 @@ def submit(
         variables[key] = value
     with Client() as client, _bar() as bar:
         task = bar.add_task("code snapshot", total=None)
-        job = _jobs.submit(
+        job = submit_job(
             client.http,
             require_project(project),
             list(command),
@@ -101,7 +109,7 @@ def submit(
 
 def _follow(job_id: str) -> None:
     with Client() as client:
-        state = _jobs.follow(client.http, job_id, lambda text: print(text, end="", flush=True))
+        state = follow_job(client.http, job_id, lambda text: print(text, end="", flush=True))
     err.print(f"job {job_id} {state}")
     if state != "succeeded":
         raise typer.Exit(1)
@@ -117,9 +125,7 @@ def ls(
 ) -> None:
     """Jobs, newest first."""
     with Client() as client:
-        jobs = list(
-            _jobs.iter_jobs(client.http, project=project, state=state, sweep=sweep, limit=limit)
-        )
+        jobs = list(iter_jobs(client.http, project=project, state=state, sweep=sweep, limit=limit))
     if as_json:
         typer.echo(json.dumps(jobs, indent=2))
         return
@@ -163,7 +169,7 @@ def logs(
         _follow(job_id)
         return
     with Client() as client:
-        print(_jobs.logs(client.http, job_id), end="")
+        print(job_logs(client.http, job_id), end="")
 
 
 @jobs_app.command("cancel")
@@ -259,7 +265,7 @@ def worker(
     import logging
     import os
 
-    from shipyard.client._http import Http
+    from shipyard.client import Http
     from shipyard.jobs.schemas import WorkerCreate
     from shipyard.jobs.worker import RemoteWorker, parse_gpus
 
@@ -312,7 +318,7 @@ def sweep_create(
     settings = ClientSettings()
     proj = require_project(project or spec.get("project"))
     with Client() as client:
-        snapshot = _jobs.upload_snapshot(client.http, proj, directory, settings.max_snapshot_bytes)
+        snapshot = upload_snapshot(client.http, proj, directory, settings.max_snapshot_bytes)
         s = client.http.json(
             "POST", f"/api/projects/{proj}/sweeps", {"config": spec, "snapshot": snapshot}
         )

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipyard.client._datasets import http_blobs
-from shipyard.client._http import Http
+from shipyard.client import Http, http_blobs
 from shipyard.config import Settings
 from shipyard.db import Database
 from shipyard.errors import Conflict

@@ -27,7 +27,7 @@ from typing import Protocol
 
 import psutil
 
-from shipyard.client._datasets import materialize
+from shipyard.client import materialize
 from shipyard.jobs.schemas import Assignment, JobState
 
 LOG_FLUSH_S = 0.25  # how stale a live log may get

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from shipyard import auth
-from shipyard.audit import service as audit
+from shipyard import audit, auth
 from shipyard.auth import ActorDep, Role, RuntimeDep
 from shipyard.jobs import service, sweeps
 from shipyard.jobs.api import poke, resolve_datasets

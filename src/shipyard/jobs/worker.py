@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard import auth
-from shipyard.client._datasets import http_blobs
-from shipyard.client._http import Http, ServerUnreachable
+from shipyard.client import Http, ServerUnreachable, http_blobs
 from shipyard.config import Settings
 from shipyard.data import service as data
 from shipyard.db import Database

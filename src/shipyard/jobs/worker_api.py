@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from shipyard.audit import service as audit
+from shipyard import audit
 from shipyard.auth import Actor, ActorDep, RuntimeDep
 from shipyard.errors import Forbidden, PayloadTooLarge
 from shipyard.inputs import Attempt

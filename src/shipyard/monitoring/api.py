@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from shipyard import auth
-from shipyard.audit import service as audit
+from shipyard import audit, auth
 from shipyard.auth import Actor, ActorDep, Project, Role, RuntimeDep
 from shipyard.monitoring import notify, service, targets
 from shipyard.monitoring.schemas import (

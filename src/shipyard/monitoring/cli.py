@@ -16,8 +16,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from shipyard.client._cli import ProjectOpt, parse_duration, require_project
-from shipyard.client._client import Client
+from shipyard.client import Client, ProjectOpt, parse_duration, require_project
 from shipyard.errors import ShipyardError, Unprocessable
 from shipyard.monitoring.export import rule_file
 from shipyard.monitoring.schemas import METRICS

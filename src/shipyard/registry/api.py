@@ -13,8 +13,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from shipyard import auth
-from shipyard.audit import service as audit
+from shipyard import audit, auth
 from shipyard.auth import Actor, ActorDep, Project, Role, RuntimeDep
 from shipyard.errors import NotFound
 from shipyard.inputs import Version

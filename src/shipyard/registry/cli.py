@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from shipyard.client._cli import ProjectOpt, require_project
-from shipyard.client._client import Client
+from shipyard.client import Client, ProjectOpt, require_project
 
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 out = Console()

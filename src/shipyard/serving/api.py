@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shipyard import auth
-from shipyard.audit import service as audit
+from shipyard import audit, auth
 from shipyard.auth import Actor, ActorDep, Project, Role, RuntimeDep, cached_actor, current_actor
 from shipyard.config import Settings
 from shipyard.errors import NotFound, PayloadTooLarge, ShipyardError

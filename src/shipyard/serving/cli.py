@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shipyard.client._cli import ProjectOpt, require_project
-from shipyard.client._client import Client
+from shipyard.client import Client, ProjectOpt, require_project
 from shipyard.errors import Unprocessable
 
 STATS_WINDOW_S = 60  # what `endpoints show` sums up

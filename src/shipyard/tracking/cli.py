@@ -19,11 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from shipyard.client._cli import ProjectOpt
-from shipyard.client._client import Client, RunView
-from shipyard.client._config import ClientSettings
-from shipyard.client._http import Http
-from shipyard.client._spool import deliver, spooled_runs
+from shipyard.client import Client, ClientSettings, Http, ProjectOpt, RunView, deliver, spooled_runs
 from shipyard.errors import Unprocessable
 
 projects_app = typer.Typer(help="Projects and their members.", no_args_is_help=True)
