@@ -71,3 +71,7 @@ def test_make_demo_end_to_end(tmp_path: Path) -> None:
     assert drift.group(1) == "ok" or int(drift.group(2)) < 100, drift.group(0)
     assert "alert errors: error_ratio > 0.05 on endpoint digits" in out
     assert "drifted_features > 0" in out and "firing" not in out  # alerts ls: nothing wrong
+    # The browser's way in: a one-time login link, and the token the CLI used, in the home.
+    port = env["SHIPYARD_PORT"]
+    assert re.search(rf"Web UI: http://127\.0\.0\.1:{port}/login\?code=\S+", out), out[-1500:]
+    assert (tmp_path / "home" / "token").exists()
