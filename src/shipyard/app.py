@@ -37,11 +37,13 @@ from shipyard.monitoring.evaluator import AlertEvaluator
 from shipyard.observability import HttpMetrics
 from shipyard.registry.api import router as registry_router
 from shipyard.runtime import Runtime
-from shipyard.serving.api import InferenceFastPath, Serving
 from shipyard.serving.api import router as serving_router
 from shipyard.serving.controller import Controller
+from shipyard.serving.inference import InferenceFastPath
+from shipyard.serving.inference import router as inference_router
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.router import Router
+from shipyard.serving.runtime import Serving
 from shipyard.storage import Storage
 from shipyard.tracking.api import router as tracking_router
 from shipyard.tracking.reaper import CrashReaper
@@ -151,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.serving_cold_start_timeout_s,
             settings.serving_request_timeout_s,
         ),
+        settings,
     )
 
     alerts = AlertEvaluator(rt, serving, http_metrics.registry)
@@ -209,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry_router)
     app.include_router(audit_router)
     app.include_router(serving_router)
+    app.include_router(inference_router)
     app.include_router(data_router)
     app.include_router(jobs_router)
     app.include_router(worker_router)

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.serving.conftest import DriftServer, reference_server
+from shipyard import serving
+from tests.registry.conftest import World, package_dir, world  # noqa: F401 (fixtures)
+from tests.serving.conftest import DriftServer, actor, reference_server
 
 
 class Receiver:
@@ -75,3 +77,18 @@ def shifted(rows: int, column: int = 12) -> np.ndarray:
     x = np.random.default_rng(3).normal(0, 1, (rows, 64)).astype(np.float32)
     x[:, column] += 3
     return x
+
+
+@pytest.fixture
+def endpoint(request: pytest.FixtureRequest) -> str:
+    """An endpoint ``ep`` of the governed world's project ``proj`` (scaled to zero) for rules
+    to watch."""
+    w: World = request.getfixturevalue("world")
+    app = w.client.app
+    db, sv = app.state.runtime.db, app.state.serving  # type: ignore[attr-defined]
+    body = serving.EndpointDeploy(
+        name="ep", project="proj", model="m", version=1, min_replicas=0, idle_timeout_s=0.01
+    )
+    with db.session() as s:
+        serving.deploy(s, actor(w, "mona"), sv, body)
+    return "ep"

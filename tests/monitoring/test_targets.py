@@ -21,10 +21,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from shipyard import auth
+from shipyard import auth, monitoring
 from shipyard.config import Settings
-from shipyard.monitoring import notify, service, targets
-from shipyard.monitoring.schemas import ChannelCreate
+from shipyard.monitoring import ChannelCreate, notify, targets
 
 A = "/api/projects/p/alerts"
 PRIVATE = {"allow_private_webhooks": True}
@@ -254,9 +253,10 @@ def test_the_channel_test_route_refuses_a_target_the_server_no_longer_allows(
     url = f"http://127.0.0.1:{listener.port}/hook"
     # Added while SHIPYARD_ALLOW_PRIVATE_WEBHOOKS was on; this server has it off.
     with app.state.runtime.db.session() as s:
-        p = auth.get_project(s, project)
+        local = auth.user_by_id(s, auth.get_project(s, project).created_by)
+        actor = auth.Actor(local.id, local.name, local.is_admin)
         body = ChannelCreate(name="old", url=url)
-        service.create_channel(s, p, p.created_by, body, targets.Policy(allow_private=True))
+        monitoring.create_channel(s, actor, project, body, targets.Policy(allow_private=True))
     r = client.post(f"{A}/channels/old/test")
     assert r.status_code == 200, r.text
     assert r.json() == {

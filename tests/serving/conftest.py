@@ -16,9 +16,12 @@ import torch
 from torch import nn
 
 from shipyard.app import create_app
+from shipyard.auth import Actor
+from shipyard.auth import service as auth_service
 from shipyard.config import Settings
 from shipyard.packages import save_model
 from tests.conftest import ServerThread, bearer
+from tests.registry.conftest import World, package_dir, world  # noqa: F401 (fixtures)
 
 TRAIN = np.random.default_rng(11).normal(0, 1, (3000, 64)).astype(np.float32)  # reference data
 
@@ -37,6 +40,14 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
         save_model(mlp(seed), path, input_example=np.ones((2, 64), np.float32))
         out[seed] = path
     return out
+
+
+def actor(w: World, name: str) -> Actor:
+    """The actor user ``name`` of a governed world is, as a route sees it: for calling the use
+    cases directly."""
+    with w.client.app.state.runtime.db.read() as s:  # type: ignore[attr-defined]
+        user = auth_service.get_user(s, name)
+        return Actor(user.id, user.name, user.is_admin)
 
 
 class Deployer:

@@ -19,7 +19,7 @@ import torch
 
 import shipyard
 from shipyard.client._config import ClientSettings
-from shipyard.serving.api import _QUIET
+from shipyard.serving.inference import _QUIET
 from tests.conftest import bearer
 from tests.serving.conftest import Deployer, mlp
 

@@ -5,6 +5,10 @@ The values come from what this server routed (the endpoints' recent traffic and 
 their latest requests), as ``GET /api/endpoints/{name}/stats`` and ``/drift`` report them. An
 event is committed before its notifications go out, and their outcome is written to it after:
 a channel that is down never loses the event, and delivery happens outside the transaction.
+The evaluator acts as the system actor ``alert evaluator`` through the same use cases as
+anyone (``service.evaluate``, ``service.record_deliveries``): each change of a rule's state is
+audited in the transaction that makes it, and a pass that changes none writes no record. It
+reads the endpoints through serving's ``Serving`` (their traffic and drift), never its modules.
 """
 
 from __future__ import annotations
@@ -16,19 +20,15 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.orm import Session
 
-from shipyard import auth
+from shipyard import auth, serving
 from shipyard.background import Periodic
 from shipyard.db import utcnow
-from shipyard.errors import NotFound
-from shipyard.monitoring import notify, service, targets
-from shipyard.monitoring.tables import AlertEvent, AlertRule
+from shipyard.monitoring import channels, notify, service, targets
+from shipyard.monitoring.tables import AlertRule
 from shipyard.runtime import Runtime
-from shipyard.serving import drift
-from shipyard.serving import service as serving_service
-from shipyard.serving.api import Serving
-from shipyard.serving.schemas import DriftOut
 
 log = logging.getLogger(__name__)
+ACTOR = auth.system_actor("alert evaluator")  # who changes the rules' states in the store
 TRAFFIC = ("rate", "error_ratio", "p50_ms", "p95_ms", "p99_ms")
 STATE_VALUE = {"ok": 0, "pending": 1, "firing": 2}
 
@@ -38,12 +38,12 @@ class AlertEvaluator(Periodic):
 
     what = "alert evaluation"
 
-    def __init__(self, rt: Runtime, serving: Serving, registry: CollectorRegistry) -> None:
+    def __init__(self, rt: Runtime, sv: serving.Serving, registry: CollectorRegistry) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._reports: dict[str, DriftOut] = {}  # this pass's drift reports by endpoint
+        self._reports: dict[str, serving.DriftOut] = {}  # this pass's drift reports by endpoint
         self.rt = rt
-        self.serving = serving
+        self.serving = sv
         self.interval_s = rt.settings.alert_interval_s
         self.policy = targets.Policy.of(rt.settings)
         self.gauge = Gauge(
@@ -56,22 +56,15 @@ class AlertEvaluator(Periodic):
     def value(self, s: Session, rule: AlertRule) -> float | None:
         """The rule's metric now (None: no data)."""
         if rule.metric in TRAFFIC:
-            traffic = self.serving.router.metrics.traffic.endpoints.get(rule.endpoint)
-            if traffic is None:
-                return 0.0 if rule.metric == "rate" else None
-            value = traffic.summary(rule.window_s)[rule.metric]
+            value = getattr(self.serving.stats(rule.endpoint, rule.window_s), rule.metric)
             return None if value is None else float(value)
-        try:
-            endpoint = serving_service.get_endpoint(s, rule.endpoint)
-        except NotFound:
-            return None
         report = self._reports.get(rule.endpoint)
         if report is None:  # once a pass per endpoint, however many rules watch its drift
-            inputs = self.serving.version_inputs(s, self.rt, endpoint)
-            report = self._reports[rule.endpoint] = self.serving.drift(
-                rule.endpoint, inputs, self.rt.settings
-            )
-        measured = [drift.totals(v.features) for v in report.versions if v.status in drift.MEASURED]
+            endpoint = serving.find_endpoint(s, rule.endpoint)
+            if endpoint is None:
+                return None
+            report = self._reports[rule.endpoint] = self.serving.drift(s, endpoint)
+        measured = serving.measured_totals(report)
         if not measured:
             return None
         if rule.metric == "drifted_features":
@@ -88,10 +81,10 @@ class AlertEvaluator(Periodic):
     def _pass(self) -> list[int]:
         now = utcnow()
         self._reports.clear()
-        todo: list[tuple[int, dict[str, Any], list[tuple[str, str, str]]]] = []
+        todo: list[tuple[int, str, dict[str, Any], list[tuple[str, str, str]]]] = []
         with self.rt.db.session() as s:
             projects = auth.project_names(s)
-            for rule in service.list_rules(s, None):
+            for rule in service.rules_of(s, None):
                 if not rule.enabled:
                     self.gauge.labels(projects[rule.project_id], rule.name).set(0)
                     continue
@@ -100,20 +93,18 @@ class AlertEvaluator(Periodic):
                 except Exception:  # one rule's broken input (a package gone) spares the rest
                     log.exception("alert %s: its metric could not be computed", rule.name)
                     value = None
-                happened = service.step(rule, value, now)
                 project = projects[rule.project_id]
+                event = service.evaluate(s, ACTOR, rule, project, value, now)
                 self.gauge.labels(project, rule.name).set(STATE_VALUE[rule.state])
-                if happened is None:
+                if event is None:
                     continue
-                event = service.add_event(s, rule, project, happened)
-                s.flush()
-                channels = [
+                targets_of = [
                     (c.name, c.kind, c.url)
-                    for c in service.list_channels(s, rule.project_id)
+                    for c in channels.channels_of(s, rule.project_id)
                     if c.name in rule.channels
                 ]
                 fields = {
-                    "status": happened,
+                    "status": event.state,
                     "project": project,
                     "rule": rule.name,
                     "endpoint": rule.endpoint,
@@ -123,15 +114,13 @@ class AlertEvaluator(Periodic):
                     "text": event.message,
                     "at": event.at.isoformat(),
                 }
-                todo.append((event.id, fields, channels))
-        for event_id, fields, channels in todo:
-            deliveries = [notify.deliver(*c, fields, self.policy).to_dict() for c in channels]
+                todo.append((event.id, project, fields, targets_of))
+        for event_id, project, fields, to in todo:
+            deliveries = [notify.deliver(*c, fields, self.policy).to_dict() for c in to]
             if deliveries:
                 with self.rt.db.session() as s:
-                    row = s.get(AlertEvent, event_id)
-                    if row is not None:
-                        row.deliveries = deliveries
+                    service.record_deliveries(s, ACTOR, event_id, project, deliveries)
             failed = [d["channel"] for d in deliveries if not d["ok"]]
             if failed:
                 log.warning("alert %s: could not notify %s", fields["rule"], failed)
-        return [event_id for event_id, _, _ in todo]
+        return [event_id for event_id, *_ in todo]

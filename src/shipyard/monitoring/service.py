@@ -1,4 +1,4 @@
-"""Alert channels, rules and their history in the store, and the state machine of a rule.
+"""Alert rules and their history: the use cases, and the state machine of a rule.
 
 A rule is ``ok`` while its condition does not hold (or there is no data: no request in the
 window for a latency or error metric, no drift report yet); when it starts to hold the rule is
@@ -6,6 +6,13 @@ window for a latency or error metric, no drift report yet); when it starts to ho
 to ``ok`` when the condition stops holding. Firing and resolving each write an event and notify
 the rule's channels, as Prometheus' ``for:`` and Alertmanager's resolved notifications do.
 Disabling a rule puts it back to ``ok`` without a notification.
+
+Maintainers create, change and delete rules; viewers read them and the history. Each use case
+takes the actor, checks its role, makes the change and writes the audit record in the caller's
+transaction. The alert evaluator advances the rules (``evaluate``) as the system actor
+``alert evaluator``: each change of a rule's state is audited with it (``alert.pending``,
+``alert.fire``, ``alert.resolve``, ``alert.clear``), a pass that changes none writes none, and
+what its channels answered is recorded on the event (``alert.notify``).
 """
 
 from __future__ import annotations
@@ -17,83 +24,32 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shipyard import auth
-from shipyard.auth import Project
+from shipyard import audit, auth, serving
+from shipyard.auth import Actor, Project, Role
 from shipyard.db import utcnow
 from shipyard.errors import Conflict, NotFound, Unprocessable
+from shipyard.monitoring.channels import channels_of
 from shipyard.monitoring.schemas import (
-    ChannelCreate,
-    ChannelOut,
     DeliveryOut,
     EventOut,
     RuleCreate,
     RuleOut,
     RulePatch,
-    masked,
 )
-from shipyard.monitoring.tables import AlertChannel, AlertEvent, AlertRule
-from shipyard.monitoring.targets import Policy, Refused, check_new
-from shipyard.serving import service as serving
+from shipyard.monitoring.tables import AlertEvent, AlertRule
 
 STATES = ("ok", "pending", "firing")
+# The audit action of each change of a rule's state (ok -> firing: a rule with no ``for_s``).
+TRANSITIONS = {
+    ("ok", "pending"): "alert.pending",
+    ("ok", "firing"): "alert.fire",
+    ("pending", "firing"): "alert.fire",
+    ("firing", "ok"): "alert.resolve",
+    ("pending", "ok"): "alert.clear",
+}
 
 
-# -- channels -------------------------------------------------------------------------------
-
-
-def channel_out(channel: AlertChannel) -> ChannelOut:
-    return ChannelOut(
-        name=channel.name,
-        kind=channel.kind,
-        url=masked(channel.url),
-        created_at=channel.created_at,
-    )
-
-
-def list_channels(s: Session, project_id: str) -> list[AlertChannel]:
-    stmt = select(AlertChannel).where(AlertChannel.project_id == project_id)
-    return list(s.scalars(stmt.order_by(AlertChannel.name)))
-
-
-def get_channel(s: Session, project: Project, name: str) -> AlertChannel:
-    channel = s.scalar(
-        select(AlertChannel).where(AlertChannel.project_id == project.id, AlertChannel.name == name)
-    )
-    if channel is None:
-        raise NotFound(f"project {project.name!r} has no alert channel {name!r}")
-    return channel
-
-
-def create_channel(
-    s: Session, project: Project, user_id: str, body: ChannelCreate, policy: Policy
-) -> AlertChannel:
-    """Add a channel whose URL ``policy`` allows (422 with the rule otherwise; a host that
-    does not resolve yet is accepted, and checked again before each delivery)."""
-    if any(c.name == body.name for c in list_channels(s, project.id)):
-        raise Conflict(f"project {project.name!r} already has a channel {body.name!r}")
-    try:
-        check_new(body.url, policy)
-    except Refused as exc:
-        raise Unprocessable(str(exc)) from exc
-    channel = AlertChannel(
-        project_id=project.id, name=body.name, kind=body.kind, url=body.url, created_by=user_id
-    )
-    s.add(channel)
-    s.flush()
-    return channel
-
-
-def delete_channel(s: Session, project: Project, name: str) -> AlertChannel:
-    """Delete a channel no rule sends to (409 naming the rules otherwise)."""
-    channel = get_channel(s, project, name)
-    users = [r.name for r in list_rules(s, [project.id]) if name in r.channels]
-    if users:
-        raise Conflict(f"channel {name!r} is used by rules {users}: change them first")
-    s.delete(channel)
-    return channel
-
-
-# -- rules ----------------------------------------------------------------------------------
+# -- reads without a role check (the caller checked: a page of the project) --------------------
 
 
 def condition(rule: AlertRule) -> str:
@@ -122,7 +78,7 @@ def rule_out(rule: AlertRule, project: str) -> RuleOut:
     )
 
 
-def list_rules(s: Session, project_ids: Sequence[str] | None) -> list[AlertRule]:
+def rules_of(s: Session, project_ids: Sequence[str] | None) -> list[AlertRule]:
     """Rules of the given projects (None: all), by name."""
     stmt = select(AlertRule).order_by(AlertRule.name)
     if project_ids is not None:
@@ -153,7 +109,7 @@ def firing_out(s: Session, project_ids: Sequence[str] | None) -> list[RuleOut]:
     return [rule_out(r, names[r.project_id]) for r in rules]
 
 
-def get_rule(s: Session, project: Project, name: str) -> AlertRule:
+def _rule(s: Session, project: Project, name: str) -> AlertRule:
     rule = s.scalar(
         select(AlertRule).where(AlertRule.project_id == project.id, AlertRule.name == name)
     )
@@ -163,7 +119,7 @@ def get_rule(s: Session, project: Project, name: str) -> AlertRule:
 
 
 def _check_channels(s: Session, project: Project, names: list[str]) -> None:
-    known = {c.name for c in list_channels(s, project.id)}
+    known = {c.name for c in channels_of(s, project.id)}
     missing = [n for n in names if n not in known]
     if missing:
         raise Unprocessable(
@@ -172,39 +128,118 @@ def _check_channels(s: Session, project: Project, names: list[str]) -> None:
         )
 
 
-def create_rule(s: Session, project: Project, user_id: str, body: RuleCreate) -> AlertRule:
-    """A rule on an endpoint of the project, sending to channels of the project."""
-    try:
-        endpoint = serving.get_endpoint(s, body.endpoint)
-    except NotFound:
-        endpoint = None
-    if endpoint is None or endpoint.project_id != project.id:
-        raise NotFound(f"project {project.name!r} has no endpoint {body.endpoint!r}")
-    _check_channels(s, project, body.channels)
+def _audit(
+    s: Session,
+    actor: Actor,
+    action: str,
+    project_id: str,
+    project: str,
+    name: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    audit.record(
+        s,
+        actor,
+        action,
+        "alert_rule",
+        name,
+        project_id=project_id,
+        project=project,
+        before=before,
+        after=after,
+    )
+
+
+# -- rules: maintainers change them, viewers read them -----------------------------------------
+
+
+def list_rules(s: Session, actor: Actor, project: str) -> list[RuleOut]:
+    """The project's alert rules with their state and last value (viewers)."""
+    p = auth.require_project(s, actor, project, Role.viewer)
+    return [rule_out(r, p.name) for r in rules_of(s, [p.id])]
+
+
+def get_rule(s: Session, actor: Actor, project: str, name: str) -> RuleOut:
+    """One rule (viewers)."""
+    p = auth.require_project(s, actor, project, Role.viewer)
+    return rule_out(_rule(s, p, name), p.name)
+
+
+def create_rule(s: Session, actor: Actor, project: str, body: RuleCreate) -> RuleOut:
+    """A rule on an endpoint of the project, sending to channels of the project (maintainers)."""
+    p = auth.require_project(s, actor, project, Role.maintainer)
+    endpoint = serving.find_endpoint(s, body.endpoint)
+    if endpoint is None or endpoint.project_id != p.id:
+        raise NotFound(f"project {p.name!r} has no endpoint {body.endpoint!r}")
+    _check_channels(s, p, body.channels)
     if s.scalar(
-        select(AlertRule.id).where(AlertRule.project_id == project.id, AlertRule.name == body.name)
+        select(AlertRule.id).where(AlertRule.project_id == p.id, AlertRule.name == body.name)
     ):
-        raise Conflict(f"project {project.name!r} already has a rule {body.name!r}")
-    rule = AlertRule(project_id=project.id, created_by=user_id, **body.model_dump())
+        raise Conflict(f"project {p.name!r} already has a rule {body.name!r}")
+    rule = AlertRule(project_id=p.id, created_by=actor.user_id, **body.model_dump())
     s.add(rule)
     s.flush()
-    return rule
+    _audit(
+        s, actor, "alert.rule.create", p.id, p.name, rule.name, after=body.model_dump(mode="json")
+    )
+    return rule_out(rule, p.name)
 
 
-def update_rule(s: Session, project: Project, rule: AlertRule, patch: RulePatch) -> dict[str, Any]:
-    """Apply a patch; the fields it changed, as they were before."""
+def update_rule(s: Session, actor: Actor, project: str, name: str, patch: RulePatch) -> RuleOut:
+    """Change a rule's condition, window, channels, or pause it (maintainers)."""
+    p = auth.require_project(s, actor, project, Role.maintainer)
+    rule = _rule(s, p, name)
     changes = patch.model_dump(exclude_unset=True, exclude_none=True)
     if "channels" in changes:
-        _check_channels(s, project, changes["channels"])
+        _check_channels(s, p, changes["channels"])
     before = {k: getattr(rule, k) for k in changes}
     for key, value in changes.items():
         setattr(rule, key, value)
     if changes.get("enabled") is False and rule.state != "ok":
         rule.state, rule.state_since = "ok", utcnow()  # silenced, not resolved: no notification
-    return before
+    after = patch.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    _audit(s, actor, "alert.rule.update", p.id, p.name, name, before=before, after=after)
+    return rule_out(rule, p.name)
 
 
-# -- evaluation -----------------------------------------------------------------------------
+def delete_rule(s: Session, actor: Actor, project: str, name: str) -> None:
+    """Delete a rule; its history stays (maintainers)."""
+    p = auth.require_project(s, actor, project, Role.maintainer)
+    rule = _rule(s, p, name)
+    before = rule_out(rule, p.name).model_dump(mode="json")
+    s.delete(rule)
+    _audit(s, actor, "alert.rule.delete", p.id, p.name, name, before=before)
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def event_out(event: AlertEvent) -> EventOut:
+    return EventOut(
+        id=event.id,
+        rule=event.rule,
+        endpoint=event.endpoint,
+        state=event.state,
+        value=event.value,
+        message=event.message,
+        deliveries=[DeliveryOut.model_validate(d) for d in event.deliveries],
+        at=event.at,
+    )
+
+
+def list_events(
+    s: Session, actor: Actor, project: str, rule: str | None = None, limit: int = 100
+) -> list[EventOut]:
+    """The project's alert history, newest first (viewers)."""
+    p = auth.require_project(s, actor, project, Role.viewer)
+    stmt = select(AlertEvent).where(AlertEvent.project_id == p.id)
+    if rule is not None:
+        stmt = stmt.where(AlertEvent.rule == rule)
+    return [event_out(e) for e in s.scalars(stmt.order_by(AlertEvent.id.desc()).limit(limit))]
+
+
+# -- evaluation -------------------------------------------------------------------------------
 
 
 def holds(op: str, value: float, threshold: float) -> bool:
@@ -260,24 +295,52 @@ def add_event(s: Session, rule: AlertRule, project: str, state: str) -> AlertEve
     return event
 
 
-def event_out(event: AlertEvent) -> EventOut:
-    return EventOut(
-        id=event.id,
-        rule=event.rule,
-        endpoint=event.endpoint,
-        state=event.state,
-        value=event.value,
-        message=event.message,
-        deliveries=[DeliveryOut.model_validate(d) for d in event.deliveries],
-        at=event.at,
+def evaluate(
+    s: Session, actor: Actor, rule: AlertRule, project: str, value: float | None, now: datetime
+) -> AlertEvent | None:
+    """Advance a rule of ``project`` on its metric's value now (None: no data), with the
+    actor's authority (maintainers: the alert evaluator). A change of its state is audited;
+    firing and resolving also write the event its channels are to be told of (returned)."""
+    auth.check_role(s, actor, rule.project_id, Role.maintainer, f"project {project!r}")
+    was = rule.state
+    happened = step(rule, value, now)
+    if rule.state != was:
+        _audit(
+            s,
+            actor,
+            TRANSITIONS[was, rule.state],
+            rule.project_id,
+            project,
+            rule.name,
+            before={"state": was},
+            after={"state": rule.state, "value": value},
+        )
+    if happened is None:
+        return None
+    event = add_event(s, rule, project, happened)
+    s.flush()
+    return event
+
+
+def record_deliveries(
+    s: Session, actor: Actor, event_id: int, project: str, deliveries: list[dict[str, Any]]
+) -> None:
+    """Write on an event what its channels answered (the alert evaluator, after notifying)."""
+    event = s.get(AlertEvent, event_id)
+    if event is None:
+        return  # its project went meanwhile
+    auth.check_role(s, actor, event.project_id, Role.maintainer, f"project {project!r}")
+    event.deliveries = deliveries
+    _audit(
+        s,
+        actor,
+        "alert.notify",
+        event.project_id,
+        project,
+        event.rule,
+        after={
+            "event": event_id,
+            "state": event.state,
+            "deliveries": {d["channel"]: d["ok"] for d in deliveries},
+        },
     )
-
-
-def list_events(
-    s: Session, project_id: str, rule: str | None = None, limit: int = 100
-) -> list[AlertEvent]:
-    """A project's alert history, newest first."""
-    stmt = select(AlertEvent).where(AlertEvent.project_id == project_id)
-    if rule is not None:
-        stmt = stmt.where(AlertEvent.rule == rule)
-    return list(s.scalars(stmt.order_by(AlertEvent.id.desc()).limit(limit)))

@@ -26,7 +26,7 @@ from shipyard.packages.flavors import (
     save_torch,
 )
 from shipyard.packages.manifest import MANIFEST, Manifest, PackageError, sha256_of
-from shipyard.packages.reference import REFERENCE_FILE, reference_sample
+from shipyard.packages.reference import REFERENCE_FILE, load_reference, reference_sample
 from shipyard.packages.signature import Signature, SignatureError, TensorSpec
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "TensorSpec",
     "detect_flavor",
     "load_package",
+    "load_reference",
     "save_model",
     "sha256_of",
 ]

@@ -1,7 +1,10 @@
 """The controller: reconciles replica processes with the endpoints' desired state.
 
 All hard state lives in the store (endpoints, versions, weights, scaling bounds); the controller
-holds only what it can rebuild: the replica processes it started and their health. Every
+holds only what it can rebuild: the replica processes it started, their health and restarts,
+and each endpoint's autoscaled replica count. Its one change to the store is forgetting a
+version once it drained (no traffic, its replicas stopped), through ``service.drop_drained`` as
+the system actor ``serving controller``, with an audit record. Every
 ``interval_s`` (or at once when woken) it reads the desired state, materialises packages,
 starts, restarts and stops replicas, health-checks them, autoscales on in-flight requests, and
 scales idle endpoints to zero. After a server restart the first pass brings replicas back.
@@ -24,16 +27,17 @@ from pathlib import Path
 
 import httpx
 
+from shipyard import auth
 from shipyard.db import Database
 from shipyard.packages import Signature
-from shipyard.registry import service as registry
-from shipyard.serving import service
+from shipyard.serving import service, store
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.schemas import ReplicaOut
 from shipyard.serving.tables import Endpoint
 from shipyard.storage import Storage
 
 log = logging.getLogger("shipyard.serving")
+ACTOR = auth.system_actor("serving controller")  # who forgets drained versions in the store
 
 
 def free_port() -> int:
@@ -232,15 +236,14 @@ class Controller:
     def _read_specs(self) -> dict[str, EndpointState]:
         specs: dict[str, EndpointState] = {}
         with self.db.read() as s:
-            for e in service.list_endpoints(s, None):
-                rows = service.versions(s, e)
-                model = registry.model_by_id(s, e.model_id)
-                signatures = {}
-                for row in rows:
-                    v = registry.get_version(s, model, row.version)
-                    signatures[row.version] = Signature.from_dict(v.signature)
+            for e in store.list_endpoints(s, None):
+                rows = store.versions(s, e)
+                deployed = [r.version for r in rows]
                 specs[e.name] = self._spec(
-                    e, {r.version: r.weight for r in rows}, [r.version for r in rows], signatures
+                    e,
+                    {r.version: r.weight for r in rows},
+                    deployed,
+                    store.signatures(s, e, deployed),
                 )
         return specs
 
@@ -296,6 +299,9 @@ class Controller:
                 del state.desired[version]
 
     async def _converge(self, state: EndpointState) -> None:
+        for replica in [r for r in state.replicas if r.version not in state.deployed]:
+            self._terminate(replica)  # its version was forgotten while it started
+            state.replicas.remove(replica)
         for version in state.deployed:
             mine = [r for r in state.replicas if r.version == version]
             want = state.desired.get(version, 0)
@@ -320,9 +326,10 @@ class Controller:
             await asyncio.to_thread(self._drop, state.endpoint_id, drained)
 
     def _drop(self, endpoint_id: str, versions: list[int]) -> None:
+        """Forget drained versions in the store: the controller's only change there (audited,
+        as ``serving controller``); everything else it does is in this process's memory."""
         with self.db.session() as s:
-            for v in versions:
-                service.drop_version(s, endpoint_id, v)
+            service.drop_drained(s, ACTOR, endpoint_id, versions)
 
     # -- replicas -------------------------------------------------------------------------------
 
@@ -332,9 +339,7 @@ class Controller:
         if (folder / "shipyard-model.yaml").exists():
             return folder
         with self.db.read() as s:
-            model = registry.model_by_id(s, state.model_id)
-            files = dict(registry.get_version(s, model, version).files)
-            prefix = registry.version_path(model, version)
+            prefix, files = store.package_files(s, state.model_id, version)
         tmp = folder.with_name(f".{version}.partial")
         shutil.rmtree(tmp, ignore_errors=True)
         for rel in files:

@@ -3,8 +3,9 @@
 A package carries reference data when it was saved with ``reference_data`` (``run.log_model(...,
 reference_data=x_train)``): a sample of each input in ``reference.npz`` (see
 ``shipyard.packages.reference``). The router keeps the bodies of each version's last answered
-requests (``EndpointTraffic.inputs``); asking for drift decodes them with their protocol and
-compares every feature with the reference, as Evidently and WhyLabs do:
+requests (``EndpointTraffic.inputs``); asking for drift decodes them with their protocol (the
+protocol table's, by the path each was sent to) and compares every feature with the reference,
+as Evidently and WhyLabs do:
 
 - **Features.** An input of at most ``MAX_COLUMNS`` values a row gives one feature per value
   (``x[0]``, ``x[1]``, ...; ``x`` alone for one value); a wider one (an image) gives two, its
@@ -30,30 +31,20 @@ import numpy as np
 
 from shipyard.errors import ShipyardError
 from shipyard.packages import Signature
-from shipyard.serving.protocols import hf, tfserving, v2
+from shipyard.serving.protocols import ProtocolError
+from shipyard.serving.protocols.table import protocol_of
 
 MAX_COLUMNS = 128  # values a row up to which each is its own feature
 BINS = 10
 EPSILON = 1e-4  # the smallest proportion a bin is given, so a bin empty on one side stays finite
 
 
-def protocol_of(path: str) -> str:
-    """The protocol a replica path speaks: ``tfserving``, ``v2`` or ``hf``."""
-    if path.endswith(":predict"):
-        return "tfserving"
-    if path.endswith("/infer"):
-        return "v2"
-    return "hf"
-
-
 def decode(signature: Signature, path: str, body: bytes) -> dict[str, np.ndarray]:
-    """The inputs of a request body sent to ``path``."""
+    """The inputs of a request body sent to ``path`` (a path of the protocol table)."""
     protocol = protocol_of(path)
-    if protocol == "tfserving":
-        return tfserving.decode(signature, body)[0]
-    if protocol == "v2":
-        return v2.decode(signature, body)[0]
-    return hf.decode(signature, body)[0]
+    if protocol is None:
+        raise ProtocolError(f"{path!r} is no inference path")
+    return protocol.decode(signature, body)[0]
 
 
 def features(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -157,6 +148,11 @@ def totals(features: Iterable[Any]) -> tuple[int, float]:
     """How many of a version's compared features drifted, and the largest PSI among them."""
     features = list(features)
     return sum(f.drifted for f in features), max((f.psi for f in features), default=0.0)
+
+
+def measured_totals(report: Any) -> list[tuple[int, float]]:
+    """``totals`` of each version a drift report (``DriftOut``) compared (none: no data)."""
+    return [totals(v.features) for v in report.versions if v.status in MEASURED]
 
 
 def current_inputs(

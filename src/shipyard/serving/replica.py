@@ -29,7 +29,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shipyard.errors import BadRequest, NotFound, PayloadTooLarge, ShipyardError
 from shipyard.packages import LoadedModel, load_package
 from shipyard.serving.batching import Batcher
-from shipyard.serving.protocols import dumps, hf, rows, tfserving, v2
+from shipyard.serving.protocols import dumps, rows, tfserving, v2
+from shipyard.serving.protocols.table import PROTOCOLS, Protocol, pattern
 from shipyard.serving.wire import FRAME_PATH, decode_requests, encode_replies
 
 log = logging.getLogger("shipyard.replica")
@@ -75,20 +76,15 @@ def create_replica_app(
     )
     batcher.on_batch = lambda total, _requests: batch_rows.observe(total)
 
-    async def tf_predict(body: bytes) -> tuple[bytes, int]:
-        inputs, fmt = tfserving.decode(signature, body)
-        outputs, batch = await batcher.submit(inputs, rows(inputs))
-        return dumps(tfserving.encode(outputs, fmt)), batch
+    def predictor(protocol: Protocol) -> Predict:
+        decode, encode = protocol.decode, protocol.encode
 
-    async def v2_infer(body: bytes) -> tuple[bytes, int]:
-        inputs, echo = v2.decode(signature, body)
-        outputs, batch = await batcher.submit(inputs, rows(inputs))
-        return dumps(v2.encode(name, version, outputs, echo)), batch
+        async def predict(body: bytes) -> tuple[bytes, int]:
+            inputs, request = decode(signature, body)
+            outputs, batch = await batcher.submit(inputs, rows(inputs))
+            return dumps(encode(outputs, request, name, version)), batch
 
-    async def hf_predict(body: bytes) -> tuple[bytes, int]:
-        inputs, single = hf.decode(signature, body)
-        outputs, batch = await batcher.submit(inputs, rows(inputs))
-        return dumps(hf.encode(outputs, single)), batch
+        return predict
 
     def route(predict: Predict) -> Handler:
         async def run(request: Request) -> Response:
@@ -99,6 +95,10 @@ def create_replica_app(
             return Response(content, status, headers, PROBLEM if status != 200 else JSON)
 
         return run
+
+    # Each inference path of the protocol table (and a standalone replica's extras).
+    served = [(path, predictor(protocol)) for protocol in PROTOCOLS for path in protocol.on_replica]
+    fast = [(pattern(path), predict) for path, predict in served]
 
     async def tf_status(_: Request) -> Response:
         return Response(
@@ -124,25 +124,15 @@ def create_replica_app(
     routes = [
         Route("/healthz", ok),
         Route("/metrics", metrics),
-        Route("/v1/models/{name}:predict", route(tf_predict), methods=["POST"]),
-        Route("/v1/models/{name}/versions/{v}:predict", route(tf_predict), methods=["POST"]),
+        *(Route(path, route(predict), methods=["POST"]) for path, predict in served),
         Route("/v1/models/{name}", tf_status),
-        Route("/v1/models/{name}/versions/{v}", tf_status),
+        Route("/v1/models/{name}/versions/{version}", tf_status),
         Route("/v1/models/{name}/metadata", tf_metadata),
-        Route("/v1/models/{name}/versions/{v}/metadata", tf_metadata),
+        Route("/v1/models/{name}/versions/{version}/metadata", tf_metadata),
         Route("/v2/health/live", ok),
         Route("/v2/health/ready", ok),
         Route("/v2/models/{name}", v2_model),
         Route("/v2/models/{name}/ready", ok),
-        Route("/v2/models/{name}/infer", route(v2_infer), methods=["POST"]),
-        Route("/v2/models/{name}/versions/{v}/infer", route(v2_infer), methods=["POST"]),
-        Route("/endpoints/{name}/predict", route(hf_predict), methods=["POST"]),
-        Route("/", route(hf_predict), methods=["POST"]),
-    ]
-    fast = [
-        (re.compile(r"^/v1/models/[^/]+(?:/versions/[^/]+)?:predict$"), tf_predict),
-        (re.compile(r"^/v2/models/[^/]+(?:/versions/[^/]+)?/infer$"), v2_infer),
-        (re.compile(r"^/endpoints/[^/]+/predict$|^/$"), hf_predict),
     ]
 
     @contextlib.asynccontextmanager

@@ -1,245 +1,287 @@
-"""Endpoint desired state in the store: deploy, traffic, promote, rollback, scale, delete."""
+"""The use cases of serving: each takes the actor, checks its role in the endpoint's project,
+makes the change and writes the audit record, in the caller's transaction.
+
+Maintainers deploy and roll endpoints, split their traffic, promote, roll back, scale and delete
+them; viewers read them (their live replicas, recent traffic, predictions and drift) and invoke
+them. The API, the UI and the server's own services call these alike: the serving controller
+forgets drained versions as ``auth.system_actor("serving controller")``. A change of the desired
+state is taken in by the controller's next pass; a caller that replies right after it waits for
+that pass with ``Serving.settle()`` once its transaction committed.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shipyard import auth
-from shipyard.auth import Project
-from shipyard.db import utcnow
-from shipyard.errors import Conflict, NotFound, Unprocessable
-from shipyard.packages import REFERENCE_FILE, Signature
-from shipyard.packages.reference import load_reference
-from shipyard.registry import service as registry
-from shipyard.serving.schemas import EndpointDeploy, EndpointOut, ReplicaOut
-from shipyard.serving.tables import Endpoint, EndpointVersion
-from shipyard.storage import Storage
+from shipyard import audit, auth
+from shipyard.auth import Actor, Project, Role
+from shipyard.db import Database
+from shipyard.serving import store
+from shipyard.serving.schemas import (
+    DriftOut,
+    EndpointDeploy,
+    EndpointOut,
+    PredictionOut,
+    StatsOut,
+)
+from shipyard.serving.tables import Endpoint
+
+if TYPE_CHECKING:
+    from shipyard.serving.controller import EndpointState
+    from shipyard.serving.runtime import Serving
+
+ACCESS_CACHE_S = 10.0  # a role taken away stops an invocation within this
 
 
-def get_endpoint(session: Session, name: str, lock: bool = False) -> Endpoint:
-    """The endpoint called ``name``; ``lock`` holds its row (and so its versions) until commit.
-
-    Every change of an endpoint's versions takes this lock, the controller's clean-up of
-    drained versions included, so the two never update and delete the same row at once.
-    """
-    stmt = select(Endpoint).where(Endpoint.name == name)
-    endpoint = session.scalar(stmt.with_for_update() if lock else stmt)
-    if endpoint is None:
-        raise NotFound(f"endpoint {name!r} does not exist")
-    return endpoint
-
-
-def list_endpoints(session: Session, project_ids: Sequence[str] | None) -> list[Endpoint]:
-    """Endpoints of the given projects (None: all), by name."""
-    stmt = select(Endpoint).order_by(Endpoint.name)
-    if project_ids is not None:
-        stmt = stmt.where(Endpoint.project_id.in_(project_ids))
-    return list(session.scalars(stmt))
+def require_endpoint(
+    session: Session, actor: Actor, name: str, needed: Role
+) -> tuple[Endpoint, Project]:
+    """The endpoint and its project, when the actor has ``needed`` in it (404/403 otherwise).
+    For a change (maintainer and above) the endpoint's row is locked until commit, against the
+    controller's clean-up."""
+    endpoint = store.get_endpoint(session, name, lock=needed >= Role.maintainer)
+    project = auth.project_by_id(session, endpoint.project_id)
+    auth.require_role(session, actor, project, needed)
+    return endpoint, project
 
 
-def versions(session: Session, endpoint: Endpoint) -> list[EndpointVersion]:
-    """The versions behind an endpoint, oldest deployment first."""
-    return list(
-        session.scalars(
-            select(EndpointVersion)
-            .where(EndpointVersion.endpoint_id == endpoint.id)
-            .order_by(EndpointVersion.deployed_at, EndpointVersion.version)
-        )
+def endpoints_of(session: Session, project_ids: Sequence[str] | None) -> list[Endpoint]:
+    """Endpoints of the given projects (None: all), by name; no role check: for a caller that
+    checked (a project's model page) and for the controller."""
+    return store.list_endpoints(session, project_ids)
+
+
+def _record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    project: Project,
+    name: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    audit.record(
+        session,
+        actor,
+        action,
+        "endpoint",
+        name,
+        project_id=project.id,
+        project=project.name,
+        before=before,
+        after=after,
     )
 
 
-def version_inputs(
-    session: Session, storage: Storage, endpoint: Endpoint, version: int
-) -> tuple[Signature, dict[str, Any] | None]:
-    """A deployed version's signature and the reference data of its package (None: none)."""
-    model = registry.model_by_id(session, endpoint.model_id)
-    row = registry.get_version(session, model, version)
-    signature = Signature.from_dict(row.signature)
-    if REFERENCE_FILE not in (row.files or {}):
-        return signature, None
-    data = storage.read_bytes(registry.version_path(model, version) + REFERENCE_FILE)
-    return signature, load_reference(data)
+def _forget_idle(session: Session, sv: Serving, endpoint: Endpoint) -> None:
+    """Drop the versions a change left without traffic that no replica of this server runs:
+    there is nothing to drain, so they go with the change (and its audit record) rather than
+    in a clean-up of the controller's later."""
+    idle = [
+        v.version
+        for v in store.versions(session, endpoint)
+        if v.weight == 0 and not sv.has_replicas(endpoint.name, v.version)
+    ]
+    if idle:
+        store.drop_versions(session, endpoint, idle)
+        session.flush()
 
 
-def traffic(session: Session, endpoint: Endpoint) -> dict[int, int]:
-    """``{version: percent}`` of the versions with traffic."""
-    return {v.version: v.weight for v in versions(session, endpoint) if v.weight > 0}
+# -- changes (maintainers) ----------------------------------------------------------------------
 
 
-def _apply_scaling(endpoint: Endpoint, body: EndpointDeploy) -> None:
-    if body.replicas is not None:
-        endpoint.min_replicas = endpoint.max_replicas = body.replicas
-    if body.min_replicas is not None:
-        endpoint.min_replicas = body.min_replicas
-    if body.max_replicas is not None:
-        endpoint.max_replicas = body.max_replicas
-    if endpoint.max_replicas < max(endpoint.min_replicas, 1):
-        raise Unprocessable(
-            f"max_replicas ({endpoint.max_replicas}) must be at least "
-            f"min_replicas ({endpoint.min_replicas}) and 1"
-        )
-    for field in ("target_in_flight", "idle_timeout_s", "max_batch_size", "max_delay_ms"):
-        value = getattr(body, field)
-        if value is not None:
-            setattr(endpoint, field, value)
+def deploy(session: Session, actor: Actor, sv: Serving, body: EndpointDeploy) -> EndpointOut:
+    """Create an endpoint, or roll it to another version (``canary`` to split the traffic)."""
+    project = auth.require_project(session, actor, body.project, Role.maintainer)
+    endpoint, version, before = store.roll_out(session, project, body, actor.user_id)
+    _record(
+        session,
+        actor,
+        "endpoint.deploy",
+        project,
+        endpoint.name,
+        before={"traffic": before} if before else None,
+        after={"version": version, "traffic": store.traffic(session, endpoint)},
+    )
+    _forget_idle(session, sv, endpoint)
+    return sv.live(session, endpoint)
 
 
-def deploy(
-    session: Session, project: Project, body: EndpointDeploy, user_id: str
-) -> tuple[Endpoint, int, dict[int, int]]:
-    """Create the endpoint or roll it to a version; returns it, the version, the old traffic.
-
-    Without ``canary`` the new version takes all the traffic and the others drain (they keep
-    serving until the new version has a ready replica, then stop). With ``canary=N`` the new
-    version takes N percent and the others share the rest in their current proportions.
-    """
-    model = registry.get_model(session, project, body.model)
-    if body.alias is not None:
-        number = registry.resolve(
-            session, f"models:/{project.name}/{model.name}@{body.alias}", None
-        ).version.version
-    else:
-        assert body.version is not None
-        number = body.version
-    if registry.get_version(session, model, number).status != "ready":
-        raise Unprocessable(f"version {number} of {model.name!r} is archived")
-    endpoint = session.scalar(select(Endpoint).where(Endpoint.name == body.name).with_for_update())
-    if endpoint is None:
-        endpoint = Endpoint(
-            name=body.name,
-            project_id=project.id,
-            model_id=model.id,
-            model_name=model.name,
-            created_by=user_id,
-            min_replicas=1,
-            max_replicas=1,
-            target_in_flight=8.0,
-            idle_timeout_s=300.0,
-            max_batch_size=32,
-            max_delay_ms=5.0,
-        )
-        session.add(endpoint)
-        before: dict[int, int] = {}
-    else:
-        if endpoint.project_id != project.id or endpoint.model_id != model.id:
-            raise Conflict(
-                f"endpoint {body.name!r} already serves model "
-                f"{endpoint.model_name!r}; pick another endpoint name"
-            )
-        before = traffic(session, endpoint)
-    _apply_scaling(endpoint, body)
-    endpoint.updated_at = utcnow()
+def set_traffic(
+    session: Session, actor: Actor, sv: Serving, name: str, weights: dict[int, int]
+) -> EndpointOut:
+    """Split traffic between deployed versions (percentages adding up to 100)."""
+    endpoint, project = require_endpoint(session, actor, name, Role.maintainer)
+    before = store.set_weights(session, endpoint, weights)
+    _record(
+        session,
+        actor,
+        "endpoint.traffic",
+        project,
+        name,
+        before={"traffic": before},
+        after={"traffic": weights},
+    )
     session.flush()
-    rows = {v.version: v for v in versions(session, endpoint)}
-    if body.canary is not None and before:
-        rest = 100 - body.canary
-        total = sum(w for v, w in before.items() if v != number) or 1
-        for v, row in rows.items():
-            row.weight = round(rest * before.get(v, 0) / total) if v != number else 0
-        share = body.canary
-    else:
-        for row in rows.values():
-            row.weight = 0
-        share = 100
-    existing = rows.get(number)
-    if existing is None:
-        session.add(EndpointVersion(endpoint_id=endpoint.id, version=number, weight=share))
-    else:
-        existing.weight, existing.deployed_at = share, utcnow()
-    _normalise(session, endpoint)
-    return endpoint, number, before
+    _forget_idle(session, sv, endpoint)
+    return sv.live(session, endpoint)
 
 
-def _normalise(session: Session, endpoint: Endpoint) -> None:
-    """Make weights add up to 100 exactly (rounding goes to the largest share)."""
+def promote(session: Session, actor: Actor, sv: Serving, name: str, version: int) -> EndpointOut:
+    """Give one deployed version all the traffic; the others drain and stop."""
+    endpoint, project = require_endpoint(session, actor, name, Role.maintainer)
+    before = store.set_weights(session, endpoint, {version: 100})
+    _record(
+        session,
+        actor,
+        "endpoint.promote",
+        project,
+        name,
+        before={"traffic": before},
+        after={"version": version},
+    )
     session.flush()
-    rows = [v for v in versions(session, endpoint) if v.weight > 0]
-    if rows:
-        biggest = max(rows, key=lambda v: v.weight)
-        biggest.weight += 100 - sum(v.weight for v in rows)
+    _forget_idle(session, sv, endpoint)
+    return sv.live(session, endpoint)
 
 
-def set_traffic(session: Session, endpoint: Endpoint, weights: dict[int, int]) -> dict[int, int]:
-    """Split traffic by explicit percentages over deployed versions; returns the old split."""
-    rows = {v.version: v for v in versions(session, endpoint)}
-    unknown = set(weights) - set(rows)
-    if unknown:
-        raise NotFound(
-            f"endpoint {endpoint.name!r} has no version(s) {sorted(unknown)}; deploy them first"
-        )
-    if any(w < 0 for w in weights.values()) or sum(weights.values()) != 100:
-        raise Unprocessable(f"weights must be non-negative and add up to 100, got {weights}")
-    before = traffic(session, endpoint)
-    for v, row in rows.items():
-        row.weight = weights.get(v, 0)
-    endpoint.updated_at = utcnow()
-    return before
-
-
-def promote(session: Session, endpoint: Endpoint, version: int) -> dict[int, int]:
-    """Give one deployed version all the traffic (the others drain)."""
-    return set_traffic(session, endpoint, {version: 100})
-
-
-def rollback(session: Session, endpoint: Endpoint) -> dict[int, int]:
-    """Take the traffic off the newest deployed version and give it to the one before."""
-    rows = versions(session, endpoint)
-    if len(rows) < 2:
-        raise Conflict(f"endpoint {endpoint.name!r} has no earlier version to roll back to")
-    return set_traffic(session, endpoint, {rows[-2].version: 100})
+def rollback(session: Session, actor: Actor, sv: Serving, name: str) -> EndpointOut:
+    """Send all traffic back to the version deployed before the newest."""
+    endpoint, project = require_endpoint(session, actor, name, Role.maintainer)
+    before = store.set_weights(session, endpoint, {store.previous_version(session, endpoint): 100})
+    session.flush()
+    _record(
+        session,
+        actor,
+        "endpoint.rollback",
+        project,
+        name,
+        before={"traffic": before},
+        after={"traffic": store.traffic(session, endpoint)},
+    )
+    _forget_idle(session, sv, endpoint)
+    return sv.live(session, endpoint)
 
 
 def scale(
     session: Session,
-    endpoint: Endpoint,
+    actor: Actor,
+    sv: Serving,
+    name: str,
     min_replicas: int,
     max_replicas: int,
-    target_in_flight: float | None,
-    idle_timeout_s: float | None,
-) -> dict[str, Any]:
-    """Set the autoscaling bounds (``min_replicas=0`` allows scale to zero)."""
-    if max_replicas < max(min_replicas, 1):
-        raise Unprocessable("max_replicas must be at least min_replicas and 1")
-    before = {"min_replicas": endpoint.min_replicas, "max_replicas": endpoint.max_replicas}
-    endpoint.min_replicas, endpoint.max_replicas = min_replicas, max_replicas
-    if target_in_flight is not None:
-        endpoint.target_in_flight = target_in_flight
-    if idle_timeout_s is not None:
-        endpoint.idle_timeout_s = idle_timeout_s
-    endpoint.updated_at = utcnow()
-    return before
-
-
-def drop_version(session: Session, endpoint_id: str, version: int) -> None:
-    """Forget a drained version (the controller calls this once its replicas stopped)."""
-    if session.get(Endpoint, endpoint_id, with_for_update=True) is None:
-        return
-    row = session.get(EndpointVersion, (endpoint_id, version), populate_existing=True)
-    if row is not None and row.weight == 0:
-        session.delete(row)
-
-
-def endpoint_out(
-    session: Session, endpoint: Endpoint, replicas: Sequence[ReplicaOut] = ()
+    target_in_flight: float | None = None,
+    idle_timeout_s: float | None = None,
 ) -> EndpointOut:
-    """Wire form of an endpoint with its live replicas."""
-    project = auth.project_by_id(session, endpoint.project_id)
-    return EndpointOut(
-        name=endpoint.name,
-        project=project.name if project else "",
-        model=endpoint.model_name,
-        traffic=traffic(session, endpoint),
-        min_replicas=endpoint.min_replicas,
-        max_replicas=endpoint.max_replicas,
-        target_in_flight=endpoint.target_in_flight,
-        idle_timeout_s=endpoint.idle_timeout_s,
-        max_batch_size=endpoint.max_batch_size,
-        max_delay_ms=endpoint.max_delay_ms,
-        replicas=list(replicas),
-        created_at=endpoint.created_at,
-        updated_at=endpoint.updated_at,
+    """Autoscaling bounds: between ``min_replicas`` and ``max_replicas`` (0 scales to zero)."""
+    endpoint, project = require_endpoint(session, actor, name, Role.maintainer)
+    before = store.set_scaling(
+        endpoint, min_replicas, max_replicas, target_in_flight, idle_timeout_s
     )
+    after: dict[str, Any] = {"min_replicas": min_replicas, "max_replicas": max_replicas}
+    if target_in_flight is not None:
+        after["target_in_flight"] = target_in_flight
+    if idle_timeout_s is not None:
+        after["idle_timeout_s"] = idle_timeout_s
+    _record(session, actor, "endpoint.scale", project, name, before=before, after=after)
+    return sv.live(session, endpoint)
+
+
+def delete_endpoint(session: Session, actor: Actor, name: str) -> None:
+    """Delete an endpoint; its replicas stop (at the controller's next pass)."""
+    endpoint, project = require_endpoint(session, actor, name, Role.maintainer)
+    before = store.traffic(session, endpoint)
+    session.delete(endpoint)
+    _record(session, actor, "endpoint.delete", project, name, before={"traffic": before})
+
+
+def drop_drained(
+    session: Session, actor: Actor, endpoint_id: str, numbers: Sequence[int]
+) -> list[int]:
+    """Forget versions of an endpoint that drained (no traffic, and their replicas stopped):
+    the controller's clean-up, one audit record a version; the ones forgotten. An endpoint
+    deleted meanwhile has nothing left to forget."""
+    endpoint = store.endpoint_by_id(session, endpoint_id, lock=True)
+    if endpoint is None:
+        return []
+    project = auth.project_by_id(session, endpoint.project_id)
+    auth.require_role(session, actor, project, Role.maintainer)
+    dropped = store.drop_versions(session, endpoint, numbers)
+    for number in dropped:
+        _record(
+            session,
+            actor,
+            "endpoint.version.drop",
+            project,
+            endpoint.name,
+            before={"version": number, "weight": 0},
+        )
+    return dropped
+
+
+# -- reads (viewers) ----------------------------------------------------------------------------
+
+
+def list_endpoints(
+    session: Session, actor: Actor, sv: Serving, project: str | None = None
+) -> list[EndpointOut]:
+    """Endpoints of one project, or of every project the actor can read, with live replicas."""
+    if project is not None:
+        ids: list[str] | None = [auth.require_project(session, actor, project, Role.viewer).id]
+    else:
+        ids = auth.visible_projects(session, actor)
+    return [sv.live(session, e) for e in store.list_endpoints(session, ids)]
+
+
+def get_endpoint(session: Session, actor: Actor, sv: Serving, name: str) -> EndpointOut:
+    """An endpoint: traffic split, scaling bounds and live replicas."""
+    endpoint, _ = require_endpoint(session, actor, name, Role.viewer)
+    return sv.live(session, endpoint)
+
+
+def endpoint_stats(
+    session: Session, actor: Actor, sv: Serving, name: str, window_s: int, step_s: int
+) -> StatsOut:
+    """The endpoint's recent requests, step by step and as one (this server's memory)."""
+    require_endpoint(session, actor, name, Role.viewer)
+    return sv.series(name, window_s, step_s)
+
+
+def recent_predictions(
+    session: Session, actor: Actor, sv: Serving, name: str, limit: int
+) -> list[PredictionOut]:
+    """The endpoint's latest requests and replies, newest first."""
+    require_endpoint(session, actor, name, Role.viewer)
+    return sv.predictions(name, limit)
+
+
+def endpoint_drift(session: Session, actor: Actor, sv: Serving, name: str) -> DriftOut:
+    """Input drift of each deployed version of the endpoint."""
+    endpoint, _ = require_endpoint(session, actor, name, Role.viewer)
+    return sv.drift(session, endpoint)
+
+
+# -- invoking (viewers) -------------------------------------------------------------------------
+
+
+def may_invoke(db: Database, sv: Serving, actor: Actor, name: str) -> EndpointState:
+    """The live state of endpoint ``name`` when the actor may invoke it: viewers of its
+    project (404 for no such endpoint, 403 otherwise).
+
+    On the path of every inference request, so it takes no store session when it need not: an
+    admin passes at once, and a pass is remembered for ``ACCESS_CACHE_S`` by user, job token
+    and project (a job's token reaches less than its user)."""
+    state = sv.state(name)
+    if actor.is_admin:
+        return state
+    key = (actor.user_id, actor.scope.job_id if actor.scope else "", state.project_id)
+    if sv.access.get(key, 0.0) > time.monotonic():
+        return state
+    with db.read() as s:
+        auth.check_role(s, actor, state.project_id, Role.viewer, f"endpoint {name!r}'s project")
+    sv.access[key] = time.monotonic() + ACCESS_CACHE_S
+    return state

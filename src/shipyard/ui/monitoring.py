@@ -11,8 +11,8 @@ from fastapi import Request, Response
 from fastapi.routing import APIRouter
 
 from shipyard.auth import RuntimeDep
+from shipyard.monitoring import METRICS
 from shipyard.monitoring import api as monitoring_api
-from shipyard.monitoring.schemas import METRICS
 from shipyard.ui.auth import UiCallerDep
 from shipyard.ui.render import PageRoute, render
 

@@ -16,15 +16,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from shipyard import auth
+from shipyard import auth, monitoring, serving
 from shipyard.auth import Role, RuntimeDep
 from shipyard.errors import NotFound, Unprocessable
 from shipyard.jobs import service as jobs
-from shipyard.monitoring import service as monitoring
 from shipyard.registry import service as registry
-from shipyard.serving import api as serving_api
-from shipyard.serving import service as serving
-from shipyard.serving.api import ServingDep
+from shipyard.serving import ServingDep
 from shipyard.tracking import api, files, service
 from shipyard.tracking.schemas import ArtifactOut, CheckpointOut, ImageOut, RunStatus
 from shipyard.ui import operations, views
@@ -55,7 +52,7 @@ def overview(request: Request, caller: UiCallerDep, rt: RuntimeDep, sv: ServingD
         }
         latest = service.runs_out(s, service.search_runs(s, None, limit=10, visible=visible)[0])
         models = registry.models_out(s, registry.search_models(s, visible))
-        endpoints = [serving_api.live_out(s, sv, e) for e in serving.list_endpoints(s, visible)]
+        endpoints = serving.list_endpoints(s, caller, sv)
         active = [
             j
             for state in ("running", "queued")

@@ -21,20 +21,15 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from shipyard import auth
+from shipyard import auth, monitoring, serving
 from shipyard.auth import Actor, Role, RuntimeDep
 from shipyard.errors import Unprocessable
-from shipyard.monitoring import service as monitoring
 from shipyard.registry import api as registry_api
 from shipyard.registry import service as registry
 from shipyard.registry.schemas import AliasSet, Decision
 from shipyard.runtime import Runtime
+from shipyard.serving import WINDOW_S, Serving, ServingDep, ServingMetrics, StatsOut
 from shipyard.serving import api as serving_api
-from shipyard.serving import service as serving
-from shipyard.serving.api import Serving, ServingDep
-from shipyard.serving.metrics import ServingMetrics
-from shipyard.serving.schemas import StatsOut
-from shipyard.serving.traffic import WINDOW_S
 from shipyard.ui import views
 from shipyard.ui.auth import UiCallerDep
 from shipyard.ui.render import PageRoute, render
@@ -147,7 +142,7 @@ def model_page(
         role = auth.role_of(s, caller, p.id)
         protected = registry.protected_aliases(s, p)
         serving_by_version: dict[int, list[tuple[str, int]]] = {}
-        for e in serving.list_endpoints(s, [p.id]):
+        for e in serving.endpoints_of(s, [p.id]):
             if e.model_id != row.id:
                 continue
             for v in serving.versions(s, e):
@@ -248,8 +243,7 @@ def endpoints_page(
 ) -> Response:
     """The endpoints of every project the user may read, with traffic and replica counts."""
     with rt.db.read() as s:
-        visible = auth.visible_projects(s, caller)
-        endpoints = [serving_api.live_out(s, sv, e) for e in serving.list_endpoints(s, visible)]
+        endpoints = serving.list_endpoints(s, caller, sv)
     return render(request, "endpoints.html", {"endpoints": endpoints})
 
 
@@ -259,11 +253,11 @@ def endpoint_page(
 ) -> Response:
     """One endpoint: versions and traffic split, scaling, live replicas with their states."""
     with rt.db.read() as s:
-        endpoint, project = serving_api.endpoint_for(s, caller, name, Role.viewer)
-        out = serving_api.live_out(s, sv, endpoint)
+        endpoint, project = serving.require_endpoint(s, caller, name, Role.viewer)
+        out = sv.live(s, endpoint)
         deployed = [(v.version, v.weight, v.deployed_at) for v in serving.versions(s, endpoint)]
         alerts = monitoring.rules_on(s, project, name)
-    stats = endpoint_stats(sv.router.metrics, name)
+    stats = endpoint_stats(sv.metrics, name)
     context = {
         "endpoint": out,
         "deployed": deployed,
